@@ -1,0 +1,143 @@
+"""The ``longtail`` command: train, eval, datasets and demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from .config import load_config, plain
+from .data import SOURCES, DatasetNotFound, longtailed_indices, shot_groups
+from .registry import ConfigError
+
+DEMO_METHODS = {"CE": []}
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .engine import Trainer
+
+    target = Path(args.config)
+    resume_dir = target if target.is_dir() else None
+    if resume_dir is not None:  # `longtail train RUN_DIR --resume` continues that run
+        config = load_config(resume_dir / "config.yaml", args.overrides)
+        run_dir = resume_dir
+    else:
+        config = load_config(target, args.overrides)
+        if config.name == "run":  # name runs after their config file, e.g. cifar100_lt/ce_ir100
+            parts = target.with_suffix("").parts
+            config.name = "/".join(parts[parts.index("configs") + 1 :] if "configs" in parts else parts[-1:])
+        if args.data_root:
+            config.data.root = args.data_root
+        run_dir = Path(config.output_dir) / config.name
+    Trainer(config, run_dir, resume=args.resume).fit()
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from .engine import build_experiment, classification_report, format_report, predict
+    from .engine.checkpoint import load_checkpoint, write_json
+    from .engine.distributed import setup
+
+    target = Path(args.target)
+    checkpoint = target / "checkpoints" / "last.pt" if target.is_dir() else target
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"no checkpoint at {checkpoint}; give a run directory or a .pt file")
+    state = load_checkpoint(checkpoint)
+    config = OmegaConf.merge(load_config(), OmegaConf.create(state["config"]))
+    if args.data_root:
+        config.data.root = args.data_root
+    experiment = build_experiment(config)
+    experiment.method.load_state_dict(state["method"])
+    runtime = setup(config.train.device)
+    method = experiment.method.to(runtime.device)
+    options = {"branch": args.branch} if args.branch else {}
+    logits, targets = predict(method, experiment.test_stream(), runtime.device, config.train.precision,
+                              config.train.channels_last, **options)
+    report = classification_report(logits, targets, experiment.class_counts,
+                                   config.data.many_threshold, config.data.few_threshold)
+    run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    out = run_dir / (f"eval_{args.branch}.json" if args.branch else "eval.json")
+    write_json(out, report)
+    print(format_report(report, f"{run_dir} after epoch {state['epoch']}"
+                                + (f", {args.branch} branch only" if args.branch else "") + ":"))
+    print(f"written to {out}")
+
+
+def _datasets(args: argparse.Namespace) -> None:
+    source = SOURCES.build(args.name, **({"root": args.data_root} if args.data_root else {}))
+    targets = source.train.targets
+    if args.imbalance_ratio:
+        targets = targets[longtailed_indices(targets, source.num_classes, args.imbalance_ratio, args.profile)]
+    counts = np.bincount(targets, minlength=source.num_classes)
+    groups = shot_groups(counts, args.many, args.few)
+    width = max(len(c) for c in source.classes)
+    for index, (name, count, group) in enumerate(zip(source.classes, counts, groups)):
+        print(f"{index:4d}  {name:<{width}}  {count:6d}  {group}")
+    summary = ", ".join(f"{g} {int((groups == g).sum())}" for g in ("many", "medium", "few"))
+    print(f"total {int(counts.sum())} training images in {source.num_classes} classes ({summary}); "
+          f"{len(source.test)} test images")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from .engine import Trainer
+
+    preset = resources.files("longtail") / "presets"
+    reports = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for label, extra in DEMO_METHODS.items():
+            config = load_config(preset / "demo_digits.yaml", [*extra, *args.overrides])
+            print(f"== {label}: {config.train.epochs} epochs on long-tailed digits ==")
+            reports[label] = Trainer(config, Path(scratch) / label, log=lambda _: None).fit()
+    print(f"\n{'method':<8}{'overall':>9}{'many':>9}{'medium':>9}{'few':>9}")
+    for label, report in reports.items():
+        print(f"{label:<8}" + "".join(f"{report[k]:9.2f}" for k in ("top1", "many", "medium", "few")))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="longtail", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train from a YAML config")
+    train.add_argument("config", help="a YAML config, or a run directory to --resume")
+    train.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=10")
+    train.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    train.add_argument("--data-root", help="where datasets live (default: $LONGTAIL_DATA or ./data)")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("eval", help="evaluate a run directory or checkpoint on the test set")
+    evaluate.add_argument("target")
+    evaluate.add_argument("--branch", help="BBN: score one branch alone (conventional | rebalancing)")
+    evaluate.add_argument("--data-root")
+    evaluate.set_defaults(run=_eval)
+
+    datasets = commands.add_parser("datasets", help="list a dataset's classes and long-tailed counts")
+    datasets.add_argument("name", help=", ".join(SOURCES.names()))
+    datasets.add_argument("--imbalance-ratio", type=float, help="build the long-tailed subset")
+    datasets.add_argument("--profile", default="exp", choices=["exp", "step"])
+    datasets.add_argument("--many", type=int, default=100, help="many-shot: more than this")
+    datasets.add_argument("--few", type=int, default=20, help="few-shot: fewer than this")
+    datasets.add_argument("--data-root")
+    datasets.set_defaults(run=_datasets)
+
+    demo = commands.add_parser("demo", help="train on long-tailed digits and compare methods")
+    demo.add_argument("overrides", nargs="*", help="key=value overrides for every demo run")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (ConfigError, DatasetNotFound, FileNotFoundError, FileExistsError, ValueError, OSError) as error:
+        print(f"longtail: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Run configuration: a typed schema, YAML files with ``_base_`` inheritance, and overrides.
+
+OmegaConf merges the files and ``key=value`` overrides onto the schema below, so a misspelt
+top-level key fails at once. Component specs (``model``, ``method`` and the components
+inside it) are free-form mappings checked by their registries when they are built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import Container, DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
+from .registry import ConfigError
+
+BASE_KEY = "_base_"
+
+
+@dataclass
+class DataConfig:
+    source: Any = "digits"  # a dataset name, or {name: ..., options}
+    root: str | None = None  # data root; else $LONGTAIL_DATA, else ./data
+    imbalance_ratio: float | None = 100.0  # None keeps the training set as it is
+    profile: str = "exp"  # exp | step
+    many_threshold: int = 100  # many-shot: more than this many training images
+    few_threshold: int = 20  # few-shot: fewer than this many
+    test_transform: Any = "none"
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 2e-4
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = "multistep"  # multistep | cosine
+    warmup_epochs: int = 5
+    milestones: list[int] = field(default_factory=lambda: [120, 160])
+    gamma: float = 0.01
+    min_factor: float = 0.0  # cosine: final lr / base lr
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 200
+    batch_size: int = 128  # in total, split over DDP ranks
+    precision: str = "bf16"  # fp32 | bf16 | fp16 (fp16 on CUDA only)
+    channels_last: bool = True
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    num_workers: int = 2  # for per-image augmentation pipelines
+    threads: int | None = None  # torch intra-op threads; None leaves torch's default
+    eval_every: int = 10  # test-set monitoring every N epochs (0: final epoch only)
+    checkpoint_every: int = 10
+    progress: bool = True
+
+
+@dataclass
+class Config:
+    name: str = "run"
+    seed: int = 0
+    output_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: Any = field(default_factory=lambda: {"name": "resnet32"})
+    method: Any = field(default_factory=lambda: {"name": "standard"})
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> DictConfig:
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    if path in seen:
+        raise ConfigError(f"config {path} inherits from itself via {BASE_KEY}")
+    node = OmegaConf.load(path)
+    bases = node.pop(BASE_KEY, None) or []
+    merged = OmegaConf.create()
+    for base in [bases] if isinstance(bases, str) else bases:
+        merged = OmegaConf.merge(merged, _read_yaml((path.parent / base).resolve(), (*seen, path)))
+    return OmegaConf.merge(merged, node)
+
+
+def _valid_keys(error: Exception) -> str:
+    key = getattr(error, "full_key", "") or ""
+    parent = key.rsplit(".", 1)[0] if "." in key else ""
+    schema = OmegaConf.structured(Config)
+    node = OmegaConf.select(schema, parent) if parent else schema
+    return ", ".join(node.keys()) if isinstance(node, DictConfig) else ""
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
+                base: dict | None = None) -> DictConfig:
+    """Schema defaults <- ``base`` <- the YAML file (and its ``_base_`` files) <- overrides."""
+    layers = [OmegaConf.structured(Config)]
+    if base is not None:
+        layers.append(OmegaConf.create(base))
+    if path is not None:
+        layers.append(_read_yaml(Path(path).resolve()))
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise ConfigError(f"overrides must look like key=value, got {', '.join(bad)}")
+    layers.append(OmegaConf.from_dotlist(list(overrides)))
+    try:
+        config = OmegaConf.merge(*layers)
+    except (ConfigKeyError, ConfigAttributeError) as error:
+        raise ConfigError(
+            f"unknown config key {getattr(error, 'full_key', '') or error}; "
+            f"valid keys here: {_valid_keys(error)}"
+        ) from None
+    except ValidationError as error:
+        raise ConfigError(f"bad config value: {error.msg}") from None
+    return config
+
+
+def plain(node: Any) -> Any:
+    """A plain Python value (dicts, lists, scalars) from a config node."""
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, Container) else node
+
+
+def save_config(config: DictConfig, path: Path) -> None:
+    path.write_text(OmegaConf.to_yaml(config))

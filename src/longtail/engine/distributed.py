@@ -1,0 +1,51 @@
+"""Process-group setup for ``torchrun`` and the one collective the methods need."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class Runtime:
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup(device: str = "auto") -> Runtime:
+    """Pick the device and, under ``torchrun`` (WORLD_SIZE > 1), join the process group."""
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    cuda = torch.cuda.is_available() and device in ("auto", "cuda") or device.startswith("cuda:")
+    if world_size > 1:
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if cuda else "gloo")
+        if cuda:
+            torch.cuda.set_device(local_rank)
+        chosen = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+        return Runtime(chosen, dist.get_rank(), world_size)
+    if device == "auto":
+        return Runtime(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    return Runtime(torch.device(device))
+
+
+def gather_cat(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate a tensor from every rank along dim 0 (identity in a single process)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts)
+
+
+def teardown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,99 @@
+"""Build everything a config describes: the data, the long-tailed subset and the method."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from ..config import plain
+from ..data import SAMPLERS, SOURCES, TRANSFORMS, DataSource, ImageSet, longtailed_indices, make_stream
+from ..methods import METHODS, Method
+from ..registry import ConfigError
+
+
+@dataclass
+class Experiment:
+    config: DictConfig
+    source: DataSource
+    train: ImageSet
+    class_counts: np.ndarray
+    method: Method
+
+    @property
+    def test(self) -> ImageSet:
+        return self.source.test
+
+    def transform(self, spec: Any):
+        return TRANSFORMS.build(plain(spec), mean=self.source.mean, std=self.source.std,
+                                image_size=self.source.image_size)
+
+    def train_streams(self, world_size: int = 1, rank: int = 0, pin_memory: bool = False) -> dict:
+        """One stream per entry of the method's :meth:`~Method.streams`, in that order."""
+        config = self.config
+        if config.train.batch_size % world_size:
+            raise ConfigError(f"train.batch_size {config.train.batch_size} must divide by the "
+                              f"{world_size} processes")
+        streams = {}
+        for index, (name, spec) in enumerate(self.method.streams().items()):
+            sampler = SAMPLERS.build(
+                plain(spec.sampler), targets=self.train.targets, seed=config.seed + 7919 * index,
+                epochs=config.train.epochs, num_replicas=world_size, rank=rank,
+            )
+            streams[name] = make_stream(
+                self.train, sampler, config.train.batch_size // world_size,
+                [self.transform(view) for view in spec.views], drop_last=True,
+                seed=config.seed, stream=index, num_workers=config.train.num_workers,
+                pin_memory=pin_memory,
+            )
+        return streams
+
+    def test_stream(self, batch_size: int = 500):
+        return make_stream(self.test, None, batch_size, [self.transform(self.config.data.test_transform)],
+                           drop_last=False, num_workers=self.config.train.num_workers)
+
+
+def build_experiment(config: DictConfig) -> Experiment:
+    data = config.data
+    source = SOURCES.build(plain(data.source), root=data.root)
+    train = source.train
+    if data.imbalance_ratio is not None:
+        train = train.subset(longtailed_indices(train.targets, source.num_classes,
+                                                data.imbalance_ratio, data.profile))
+    counts = np.bincount(train.targets, minlength=source.num_classes)
+    method = METHODS.build(
+        plain(config.method), model_spec=plain(config.model), num_classes=source.num_classes,
+        class_counts=counts, epochs=config.train.epochs,
+    )
+    return Experiment(config, source, train, counts, method)
+
+
+def autocast(precision: str, device: torch.device):
+    """The autocast context for a precision name (fp32 | bf16 | fp16)."""
+    if precision == "fp32":
+        return nullcontext()
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise ConfigError("train.precision=fp16 needs CUDA; use bf16 or fp32 on the CPU")
+        return torch.autocast("cuda", dtype=torch.float16)
+    raise ConfigError(f"unknown train.precision {precision!r}; choose fp32, bf16 or fp16")
+
+
+@torch.no_grad()
+def predict(method: Method, stream, device: torch.device, precision: str = "fp32",
+            channels_last: bool = False, **options: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels for every batch of ``stream`` (the method in eval mode)."""
+    method.eval()
+    logits, targets = [], []
+    for batch in stream:
+        batch = batch.to(device, channels_last)
+        with autocast(precision, device):
+            logits.append(method.predict(batch.images, **options).float().cpu())
+        targets.append(batch.targets.cpu())
+    return torch.cat(logits), torch.cat(targets)

@@ -1,0 +1,68 @@
+"""Evaluation metrics for long-tailed classification, computed from logits and labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..data.longtail import shot_groups
+
+GROUPS = ("many", "medium", "few")
+
+
+def expected_calibration_error(probabilities: torch.Tensor, targets: torch.Tensor, bins: int = 15) -> float:
+    """ECE: confidence-weighted gap between accuracy and confidence over equal-width bins."""
+    confidence, predicted = probabilities.max(1)
+    correct = (predicted == targets).double()
+    edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
+    ece = 0.0
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = (confidence > low) & (confidence <= high)
+        if inside.any():
+            gap = correct[inside].mean() - confidence[inside].double().mean()
+            ece += inside.double().mean().item() * abs(gap.item())
+    return ece
+
+
+def classification_report(logits: torch.Tensor, targets: torch.Tensor, train_counts: np.ndarray,
+                          many_threshold: int = 100, few_threshold: int = 20) -> dict:
+    """Top-1/top-5, many/medium/few, per-class accuracy, confusion matrix and ECE (percent).
+
+    Each group's figure is the mean of its classes' accuracies; a group with no classes is
+    reported as ``None``.
+    """
+    logits, targets = logits.float(), targets.long()
+    num_classes = logits.shape[1]
+    predicted = logits.argmax(1)
+    top5 = logits.topk(min(5, num_classes), 1).indices.eq(targets[:, None]).any(1)
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    confusion.index_put_((targets, predicted), torch.ones_like(targets), accumulate=True)
+    per_class = confusion.diag().double() / confusion.sum(1).clamp(min=1).double()
+    groups = shot_groups(train_counts, many_threshold, few_threshold)
+    report = {
+        "top1": 100 * (predicted == targets).double().mean().item(),
+        "top5": 100 * top5.double().mean().item(),
+    }
+    report["top1_error"] = 100 - report["top1"]
+    for group in GROUPS:
+        members = torch.from_numpy(groups == group)
+        report[group] = 100 * per_class[members].mean().item() if members.any() else None
+        report[f"{group}_classes"] = int(members.sum())
+    report["ece"] = 100 * expected_calibration_error(logits.softmax(1), targets)
+    report["num_test"] = len(targets)
+    report["per_class"] = (100 * per_class).tolist()
+    report["confusion"] = confusion.tolist()
+    return report
+
+
+def format_report(report: dict, title: str = "") -> str:
+    """A small text table of the headline figures."""
+    def cell(value):
+        return "  -  " if value is None else f"{value:5.2f}"
+
+    lines = [title] if title else []
+    lines.append(f"{'top-1':>7} {'top-5':>7} {'many':>7} {'medium':>7} {'few':>7} {'ECE':>7}")
+    lines.append("  ".join(f"{cell(report[k]):>5}" for k in ("top1", "top5", "many", "medium", "few", "ece")))
+    lines.append(f"classes: many {report['many_classes']}, medium {report['medium_classes']}, "
+                 f"few {report['few_classes']}; {report['num_test']} test images")
+    return "\n".join(lines)

@@ -1,0 +1,205 @@
+"""The one training loop every method runs in.
+
+A run directory holds everything needed to repeat or continue the run: ``config.yaml``,
+``command.txt``, ``commit.txt``, ``metrics.jsonl`` (one line per epoch), ``eval.json`` (the
+final epoch's test report), ``summary.json`` and ``checkpoints/``. Randomness is derived
+from ``(seed, epoch)`` at the start of every epoch, so a checkpoint needs only the epoch
+counter besides model and optimizer state for ``--resume`` to continue exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from ..config import save_config
+from ..data.samplers import epoch_generator
+from .checkpoint import load_checkpoint, save_checkpoint, write_json, write_text
+from .distributed import Runtime, setup
+from .experiment import Experiment, autocast, build_experiment, predict
+from .metrics import classification_report, format_report
+from .schedules import lr_factor
+
+
+class RunExists(FileExistsError):
+    pass
+
+
+def git_commit() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True).stdout.strip()
+        return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+
+
+def _tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # the [tensorboard] extra is optional
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+class Trainer:
+    """Trains ``experiment.method`` as ``config.train`` says, writing into ``run_dir``."""
+
+    def __init__(self, config: DictConfig, run_dir: Path, resume: bool = False,
+                 runtime: Runtime | None = None, log=print) -> None:
+        self.config, self.run_dir, self.log = config, Path(run_dir), log
+        self.runtime = runtime or setup(config.train.device)
+        if config.train.threads:
+            torch.set_num_threads(config.train.threads)
+        self.experiment: Experiment = build_experiment(config)
+        self.method = self.experiment.method.to(self.runtime.device)
+        if config.train.channels_last:
+            self.method.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.SGD(
+            [p for p in self.method.parameters() if p.requires_grad], lr=config.optim.lr,
+            momentum=config.optim.momentum, nesterov=config.optim.nesterov,
+            weight_decay=config.optim.weight_decay,
+        )
+        self.scaler = torch.amp.GradScaler("cuda", enabled=config.train.precision == "fp16")
+        self.start_epoch, self.elapsed = 0, 0.0
+        checkpoint = self.run_dir / "checkpoints" / "last.pt"
+        if resume and checkpoint.exists():
+            self._restore(load_checkpoint(checkpoint))
+        elif checkpoint.exists():
+            raise RunExists(f"{self.run_dir} already holds a run; continue it with --resume, or "
+                            "choose another name= or output_dir=")
+
+    # --- state -------------------------------------------------------------------------------
+
+    def _state(self, epoch: int) -> dict:
+        return {
+            "epoch": epoch, "elapsed": self.elapsed, "method": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+            "config": OmegaConf.to_yaml(self.config),
+        }
+
+    def _restore(self, state: dict) -> None:
+        self.method.load_state_dict(state["method"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.start_epoch, self.elapsed = state["epoch"], state["elapsed"]
+        self.log(f"resuming {self.run_dir} after epoch {self.start_epoch}")
+
+    def _prepare_run_dir(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(self.config, self.run_dir / "config.yaml")
+        write_text(self.run_dir / "command.txt", shlex.join(["longtail", *sys.argv[1:]]) + "\n")
+        write_text(self.run_dir / "commit.txt", git_commit() + "\n")
+        metrics = self.run_dir / "metrics.jsonl"
+        if metrics.exists():  # drop epochs logged after the checkpoint we resume from
+            kept = [line for line in metrics.read_text().splitlines()
+                    if line and json.loads(line)["epoch"] <= self.start_epoch]
+            write_text(metrics, "".join(line + "\n" for line in kept))
+
+    # --- loop --------------------------------------------------------------------------------
+
+    def fit(self) -> dict:
+        config, runtime = self.config, self.runtime
+        train = config.train
+        if runtime.is_main:
+            self._prepare_run_dir()
+        streams = self.experiment.train_streams(runtime.world_size, runtime.rank,
+                                                pin_memory=runtime.device.type == "cuda")
+        steps = min(len(stream) for stream in streams.values())
+        if steps == 0:
+            raise ValueError(f"the training set ({len(self.experiment.train)} images) is smaller "
+                             f"than one batch of {train.batch_size}; lower train.batch_size")
+        step_module = self.method
+        if runtime.world_size > 1:
+            step_module = DistributedDataParallel(self.method, broadcast_buffers=False)
+        writer = _tensorboard(self.run_dir) if runtime.is_main else None
+        test_stream = self.experiment.test_stream()
+        report = None
+        for epoch in range(self.start_epoch, train.epochs):
+            started = time.perf_counter()
+            torch.manual_seed(epoch_generator(config.seed, epoch).initial_seed())
+            for stream in streams.values():
+                stream.set_epoch(epoch)
+            self.method.train()
+            record = {"epoch": epoch + 1, **self.method.start_epoch(epoch, train.epochs)}
+            loss_sum, seen = torch.zeros((), device=runtime.device), 0
+            bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{train.epochs}", leave=False,
+                       disable=not (train.progress and runtime.is_main and sys.stderr.isatty()))
+            for step, batch_list in enumerate(zip(*streams.values())):
+                if step == steps:
+                    break
+                factor = lr_factor(epoch=epoch, progress=step / steps, epochs=train.epochs,
+                                   **OmegaConf.to_container(config.schedule))
+                for group in self.optimizer.param_groups:
+                    group["lr"] = config.optim.lr * factor
+                batches = {name: batch.to(runtime.device, train.channels_last)
+                           for name, batch in zip(streams, batch_list)}
+                with autocast(train.precision, runtime.device):
+                    output = step_module(batches)
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(output.loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                loss_sum += output.loss.detach()
+                seen += sum(len(batch.targets) for batch in batches.values())
+                bar.update()
+            bar.close()
+            seconds = time.perf_counter() - started
+            record.update(lr=self.optimizer.param_groups[0]["lr"], loss=loss_sum.item() / steps,
+                          images_per_s=seen * runtime.world_size / seconds, epoch_s=seconds)
+            last = epoch + 1 == train.epochs
+            if runtime.is_main and (last or (train.eval_every and (epoch + 1) % train.eval_every == 0)):
+                report = self.evaluate(test_stream)
+                record.update({f"test_{k}": report[k] for k in ("top1", "many", "medium", "few")})
+            self.elapsed += time.perf_counter() - started
+            if runtime.is_main:
+                self._log_epoch(record, writer)
+                if last or (epoch + 1) % train.checkpoint_every == 0:
+                    save_checkpoint(self._state(epoch + 1), self.run_dir / "checkpoints" / "last.pt")
+        if writer is not None:
+            writer.close()
+        if runtime.is_main and report is None:  # resumed a run that had already finished
+            report = self.evaluate(test_stream)
+        if runtime.is_main:
+            self._finish(report)
+        return report
+
+    def evaluate(self, test_stream) -> dict:
+        logits, targets = predict(self.method, test_stream, self.runtime.device,
+                                  self.config.train.precision, self.config.train.channels_last)
+        return classification_report(logits, targets, self.experiment.class_counts,
+                                     self.config.data.many_threshold, self.config.data.few_threshold)
+
+    def _log_epoch(self, record: dict, writer) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        extra = "".join(f" {k} {v:.3f}" for k, v in record.items()
+                        if k not in ("epoch", "lr", "loss", "images_per_s", "epoch_s") and v is not None)
+        self.log(f"epoch {record['epoch']}/{self.config.train.epochs} loss {record['loss']:.4f} "
+                 f"lr {record['lr']:.5f} {record['images_per_s']:.0f} img/s{extra}")
+        if writer is not None:
+            for key, value in record.items():
+                if key != "epoch" and value is not None:
+                    writer.add_scalar(key, value, record["epoch"])
+
+    def _finish(self, report: dict) -> None:
+        write_json(self.run_dir / "eval.json", report)
+        write_json(self.run_dir / "summary.json", {
+            "epochs": self.config.train.epochs, "wall_time_s": round(self.elapsed, 1),
+            "wall_time_h": round(self.elapsed / 3600, 3), "top1": report["top1"],
+            "many": report["many"], "medium": report["medium"], "few": report["few"],
+            "train_images": len(self.experiment.train), "device": str(self.runtime.device),
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+        })
+        self.log(format_report(report, f"final epoch ({self.config.train.epochs}) on the test set:"))

@@ -1,0 +1,39 @@
+"""Models by name: ``longtail.models.create("resnet32", num_classes=100)``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from ..registry import Registry
+from .backbones import BACKBONES, FeatureExtractor
+from .classifier import ImageClassifier
+from .heads import HEADS
+
+MODELS = Registry("model")
+
+
+def create(name: str, num_classes: int, **options: Any) -> nn.Module:
+    """Build a registered model, e.g. ``create("bbn_resnet32", num_classes=100)``."""
+    return MODELS.build({"name": name, **options}, num_classes=num_classes)
+
+
+def _classifier_factory(backbone: str) -> Callable[..., ImageClassifier]:
+    def build(num_classes: int, head: str = "linear") -> ImageClassifier:
+        features = BACKBONES.build(backbone)
+        return ImageClassifier(
+            features, HEADS.build(head, in_features=features.out_features, num_classes=num_classes)
+        )
+
+    build.__doc__ = f"{backbone} features followed by a classifier head."
+    return build
+
+
+for _backbone in BACKBONES.names():
+    MODELS.register(_backbone)(_classifier_factory(_backbone))
+
+from . import bbn  # noqa: E402,F401  (registers the bilateral-branch models)
+
+__all__ = ["BACKBONES", "HEADS", "MODELS", "FeatureExtractor", "ImageClassifier", "create"]
