@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from .config import load_config, plain
+from .config import load_config
 from .data import SOURCES, DatasetNotFound, longtailed_indices, shot_groups
 from .registry import ConfigError
 
-DEMO_METHODS = {"CE": []}
+# The methods `longtail demo` compares, as overrides of the embedded digits preset.
+DEMO_METHODS = {"CE": [], "BBN": ["model.name=bbn_resnet32", "method.name=bbn"]}
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -97,6 +98,16 @@ def _demo(args: argparse.Namespace) -> None:
         print(f"{label:<8}" + "".join(f"{report[k]:9.2f}" for k in ("top1", "many", "medium", "few")))
 
 
+def _record(args: argparse.Namespace) -> None:
+    from .analysis.results import record, update_readme
+
+    copied = record(Path(args.run_dir), Path(args.destination))
+    print(f"copied {', '.join(copied)} to {args.destination}")
+    if args.readme:
+        update_readme(Path(args.readme), Path(args.destination).parent.parent)
+        print(f"updated the results table in {args.readme}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="longtail", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -126,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="train on long-tailed digits and compare methods")
     demo.add_argument("overrides", nargs="*", help="key=value overrides for every demo run")
     demo.set_defaults(run=_demo)
+    recorder = commands.add_parser("record", help="copy a finished run's text files into results/")
+    recorder.add_argument("run_dir")
+    recorder.add_argument("destination", help="e.g. results/cifar100_lt/ce_ir100")
+    recorder.add_argument("--readme", help="also rebuild this README's results table")
+    recorder.set_defaults(run=_record)
     return parser
 
 

@@ -48,7 +48,7 @@ class Registry:
         """Build from ``"name"`` or ``{"name": ..., **options}``.
 
         ``context`` holds arguments the caller supplies (class counts, number of classes, ...);
-        they are passed only when the factory accepts them, and a config may not set them.
+        they are passed only to factories that name them, and a config may not set them.
         """
         if isinstance(spec, str):
             name, options = spec, {}
@@ -72,5 +72,5 @@ class Registry:
             raise ConfigError(
                 f"{self.kind} {name!r}: {', '.join(clashes)} is set by longtail, not the config"
             )
-        given = {k: v for k, v in context.items() if k in params or accepts_any}
+        given = {k: v for k, v in context.items() if k in params}
         return factory(**options, **given)

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from ..config import save_config
 from ..data.samplers import epoch_generator
+from ..methods import StepOutput
 from .checkpoint import load_checkpoint, save_checkpoint, write_json, write_text
 from .distributed import Runtime, setup
 from .experiment import Experiment, autocast, build_experiment, predict
@@ -62,6 +63,7 @@ class Trainer:
         self.runtime = runtime or setup(config.train.device)
         if config.train.threads:
             torch.set_num_threads(config.train.threads)
+        torch.manual_seed(config.seed)  # model initialisation
         self.experiment: Experiment = build_experiment(config)
         self.method = self.experiment.method.to(self.runtime.device)
         if config.train.channels_last:
@@ -133,7 +135,7 @@ class Trainer:
                 stream.set_epoch(epoch)
             self.method.train()
             record = {"epoch": epoch + 1, **self.method.start_epoch(epoch, train.epochs)}
-            loss_sum, seen = torch.zeros((), device=runtime.device), 0
+            loss_sum, seen, step_logs = torch.zeros((), device=runtime.device), 0, {}
             bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{train.epochs}", leave=False,
                        disable=not (train.progress and runtime.is_main and sys.stderr.isatty()))
             for step, batch_list in enumerate(zip(*streams.values())):
@@ -145,17 +147,15 @@ class Trainer:
                     group["lr"] = config.optim.lr * factor
                 batches = {name: batch.to(runtime.device, train.channels_last)
                            for name, batch in zip(streams, batch_list)}
-                with autocast(train.precision, runtime.device):
-                    output = step_module(batches)
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scaler.scale(output.loss).backward()
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
+                output = self.step(step_module, batches)
                 loss_sum += output.loss.detach()
+                for key, value in output.logs.items():  # plain floats: no device sync
+                    step_logs[key] = step_logs.get(key, 0.0) + value
                 seen += sum(len(batch.targets) for batch in batches.values())
                 bar.update()
             bar.close()
             seconds = time.perf_counter() - started
+            record.update({key: total / steps for key, total in step_logs.items()})
             record.update(lr=self.optimizer.param_groups[0]["lr"], loss=loss_sum.item() / steps,
                           images_per_s=seen * runtime.world_size / seconds, epoch_s=seconds)
             last = epoch + 1 == train.epochs
@@ -174,6 +174,16 @@ class Trainer:
         if runtime.is_main:
             self._finish(report)
         return report
+
+    def step(self, step_module: torch.nn.Module, batches: dict) -> StepOutput:
+        """One optimisation step on batches already on the device."""
+        with autocast(self.config.train.precision, self.runtime.device):
+            output = step_module(batches)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(output.loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return output
 
     def evaluate(self, test_stream) -> dict:
         logits, targets = predict(self.method, test_stream, self.runtime.device,

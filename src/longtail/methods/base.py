@@ -27,6 +27,8 @@ class StreamSpec:
 
 @dataclass
 class StepOutput:
+    """The step's loss, and plain floats the engine averages over the epoch into metrics.jsonl."""
+
     loss: torch.Tensor
     logs: dict[str, float] = field(default_factory=dict)
 

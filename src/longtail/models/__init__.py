@@ -8,7 +8,9 @@ from typing import Any
 from torch import nn
 
 from ..registry import Registry
+from . import bbn
 from .backbones import BACKBONES, FeatureExtractor
+from .bbn import BilateralBranchNetwork
 from .classifier import ImageClassifier
 from .heads import HEADS
 
@@ -34,6 +36,6 @@ def _classifier_factory(backbone: str) -> Callable[..., ImageClassifier]:
 for _backbone in BACKBONES.names():
     MODELS.register(_backbone)(_classifier_factory(_backbone))
 
-from . import bbn  # noqa: E402,F401  (registers the bilateral-branch models)
+bbn.register(MODELS)
 
-__all__ = ["BACKBONES", "HEADS", "MODELS", "FeatureExtractor", "ImageClassifier", "create"]
+__all__ = ["BACKBONES", "BilateralBranchNetwork", "HEADS", "MODELS", "FeatureExtractor", "ImageClassifier", "create"]

@@ -1,1 +1,57 @@
+"""The bilateral-branch network of BBN (Zhou et al., CVPR 2020).
 
+Both branches share the backbone's trunk (one set of parameters) and each has its own copy
+of the backbone's last residual block. The classifier acts on ``[2α·f_c ; 2(1−α)·f_r]``,
+Eq. (1) of the paper written as the authors' code does, so α = 0.5 at inference gives the
+plain concatenation ``[f_c ; f_r]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from .backbones import BACKBONES, FeatureExtractor
+
+BRANCHES = ("conventional", "rebalancing")
+
+
+class BilateralBranchNetwork(nn.Module):
+    def __init__(self, backbone: FeatureExtractor, num_classes: int) -> None:
+        super().__init__()
+        self.trunk = backbone.trunk
+        self.conventional = backbone.last_block
+        self.rebalancing = backbone.fresh_last_block()
+        self._pool = backbone.pool
+        self.feature_dim = backbone.out_features
+        self.classifier = nn.Linear(2 * backbone.out_features, num_classes)
+
+    def branch_features(self, images: torch.Tensor, branch: str) -> torch.Tensor:
+        """Pooled features of one branch: trunk -> that branch's block -> pool."""
+        if branch not in BRANCHES:
+            raise ValueError(f"unknown branch {branch!r}; choose one of {', '.join(BRANCHES)}")
+        return self._pool(getattr(self, branch)(self.trunk(images)))
+
+    def mix(self, conventional: torch.Tensor, rebalancing: torch.Tensor, alpha: float) -> torch.Tensor:
+        """Logits of ``[2α·f_c ; 2(1−α)·f_r]``."""
+        return self.classifier(torch.cat([2 * alpha * conventional, 2 * (1 - alpha) * rebalancing], 1))
+
+    def forward(self, images: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
+        """Both branches on the same images; α = 1 (0) scores the conventional (re-balancing) branch alone."""
+        features = self.trunk(images)
+        return self.mix(self._pool(self.conventional(features)), self._pool(self.rebalancing(features)), alpha)
+
+
+def _bbn_factory(backbone: str) -> Callable[..., BilateralBranchNetwork]:
+    def build(num_classes: int) -> BilateralBranchNetwork:
+        return BilateralBranchNetwork(BACKBONES.build(backbone), num_classes)
+
+    build.__doc__ = f"BBN on {backbone}: shared trunk, two copies of its last block, one classifier."
+    return build
+
+
+def register(models) -> None:
+    for backbone in BACKBONES.names():
+        models.register(f"bbn_{backbone}")(_bbn_factory(backbone))

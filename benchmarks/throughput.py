@@ -1,0 +1,103 @@
+"""Training throughput of longtail's methods on this machine.
+
+For each method it times the engine's own training step (``Trainer.step``) twice:
+through the real data pipeline (sampler -> uint8 gather -> batched augmentation), and on
+fixed in-memory tensors with no pipeline at all. It also counts the model's training FLOPs
+and divides the achieved FLOP/s by a dense bf16 matmul's FLOP/s measured in the same run.
+
+    python benchmarks/throughput.py --data-root DIR [--methods ce bbn] [--steps 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from longtail.config import load_config
+from longtail.engine import Trainer
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "cifar100_lt"
+METHODS = {"ce": CONFIGS / "ce_ir100.yaml", "bbn": CONFIGS / "bbn_ir100.yaml"}
+
+
+def matmul_flops_per_s(size: int = 2048, repeats: int = 20) -> float:
+    a = torch.randn(size, size, dtype=torch.bfloat16)
+    b = torch.randn(size, size, dtype=torch.bfloat16)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start)
+
+
+def images_in(batches: dict) -> int:
+    return sum(len(batch.targets) for batch in batches.values())
+
+
+def timed_steps(trainer: Trainer, batch_source, steps: int) -> float:
+    """Images per second over ``steps`` steps, after 5 warm-up steps."""
+    device, channels_last = trainer.runtime.device, trainer.config.train.channels_last
+    images, start = 0, None
+    for index in range(steps + 5):
+        if index == 5:
+            images, start = 0, time.perf_counter()
+        batches = {name: b.to(device, channels_last) for name, b in next(batch_source).items()}
+        trainer.step(trainer.method, batches)
+        images += images_in(batches)
+    return images / (time.perf_counter() - start)
+
+
+def pipeline_batches(streams: dict):
+    epoch = 0
+    while True:
+        for stream in streams.values():
+            stream.set_epoch(epoch)
+        for batch_list in zip(*streams.values()):
+            yield dict(zip(streams, batch_list))
+        epoch += 1
+
+
+def training_flops(trainer: Trainer, batches: dict) -> int:
+    with FlopCounterMode(display=False) as counter:
+        trainer.step(trainer.method, batches)
+    return counter.get_total_flops()
+
+
+def benchmark(method: str, data_root: str, steps: int, scratch: Path) -> dict:
+    config = load_config(METHODS[method], [f"data.root={data_root}", "train.progress=false"])
+    trainer = Trainer(config, scratch / method, log=lambda _: None)
+    trainer.method.train()
+    streams = trainer.experiment.train_streams()
+    real = timed_steps(trainer, pipeline_batches(streams), steps)
+    fixed = {name: b for name, b in next(pipeline_batches(streams)).items()}
+    synthetic = timed_steps(trainer, iter(lambda: fixed, None), steps)
+    flops_per_image = training_flops(trainer, fixed) / images_in(fixed)
+    return {"real": real, "synthetic": synthetic, "flops_per_image": flops_per_image}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", required=True, help="folder holding cifar100.npz")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--steps", type=int, default=60)
+    args = parser.parse_args()
+    import tempfile
+
+    peak = matmul_flops_per_s()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          f"dense bf16 matmul: {peak / 1e9:.0f} GFLOP/s")
+    print(f"{'method':<8}{'real img/s':>12}{'synthetic':>12}{'ratio':>8}{'GFLOP/img':>11}{'MFU':>8}")
+    with tempfile.TemporaryDirectory() as scratch:
+        for method in args.methods:
+            r = benchmark(method, args.data_root, args.steps, Path(scratch))
+            mfu = r["real"] * r["flops_per_image"] / peak
+            print(f"{method:<8}{r['real']:12.0f}{r['synthetic']:12.0f}{r['real'] / r['synthetic']:8.2f}"
+                  f"{r['flops_per_image'] / 1e9:11.3f}{100 * mfu:7.1f}%")
+
+
+if __name__ == "__main__":
+    main()

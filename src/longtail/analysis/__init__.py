@@ -1,0 +1,1 @@
+"""Studies, figures and result tables built from run directories."""

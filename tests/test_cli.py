@@ -1,0 +1,78 @@
+"""The command line as a user meets it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from conftest import tiny_config
+from longtail.cli import main
+
+
+def test_datasets_lists_classes_and_total(capsys):
+    assert main(["datasets", "digits", "--imbalance-ratio", "10", "--many", "60", "--few", "20"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 11
+    counts = [int(line.split()[2]) for line in lines[:10]]
+    assert counts[0] >= 10 * counts[-1] >= counts[0] - 9  # n_min = int(n_max / 10)
+    assert lines[-1].startswith(f"total {sum(counts)} training images in 10 classes")
+
+
+def test_missing_dataset_says_where_and_how(tmp_path, capsys):
+    assert main(["datasets", "cifar100", "--data-root", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert str(tmp_path / "cifar100.npz") in error and "download" in error and "LONGTAIL_DATA" in error
+
+
+def test_labels_out_of_range_are_refused(tmp_path, capsys):
+    x = np.zeros((4, 8, 8, 3), np.uint8)
+    np.savez(tmp_path / "bad.npz", x_train=x, y_train=np.array([0, 1, 2, 3]), x_test=x,
+             y_test=np.array([0, 1, 2, 3]), classes=np.array(["a", "b"]))
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump({"data": {"source": {"name": "npz", "path": str(tmp_path / "bad.npz")}}}))
+    assert main(["train", str(config), f"output_dir={tmp_path}"]) == 2
+    assert "labels outside 0..1" in capsys.readouterr().err
+
+
+def test_unreadable_image_is_named(tmp_path, capsys):
+    Image.new("RGB", (4, 4)).save(tmp_path / "good.png")
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    (tmp_path / "train.txt").write_text("good.png 0\nbad.png 1\n")
+    (tmp_path / "test.txt").write_text("good.png 0\n")
+    from longtail.data import SOURCES
+
+    source = SOURCES.build({"name": "filelist", "train_list": "train.txt", "test_list": "test.txt"},
+                           root=str(tmp_path))
+    assert source.train.load(0).size == (4, 4)
+    try:
+        source.train.load(1)
+    except OSError as error:
+        assert "bad.png" in str(error)
+    else:
+        raise AssertionError("an unreadable image was accepted")
+
+
+def test_train_eval_record(tiny_npz, tmp_path, capsys):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(tiny_npz, train={"epochs": 2})))
+    assert main(["train", str(config), f"output_dir={tmp_path / 'runs'}"]) == 0
+    run = tmp_path / "runs" / "tiny"
+    trained = json.loads((run / "eval.json").read_text())
+    (run / "eval.json").unlink()
+    assert main(["eval", str(run)]) == 0
+    assert json.loads((run / "eval.json").read_text())["per_class"] == trained["per_class"]
+    assert "top-1" in capsys.readouterr().out
+
+    results = tmp_path / "results"
+    (results).mkdir()
+    (results / "paper_numbers.yaml").write_text("tiny_lt/ce: 12.5\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n| dataset | method | paper | measured | many | medium | few | folder |\n"
+                      "|---|---|---|---|---|---|---|---|\nRESULTS_TABLE\n\nafter\n")
+    assert main(["record", str(run), str(results / "tiny_lt" / "ce"), "--readme", str(readme)]) == 0
+    assert not list((results / "tiny_lt" / "ce").glob("*.pt"))
+    text = readme.read_text()
+    assert f"| tiny_lt | ce | 12.50 | {trained['top1']:.2f} |" in text and text.endswith("after\n")

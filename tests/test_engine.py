@@ -1,0 +1,131 @@
+"""The training engine: schedules, configs, checkpoints and exact resumption."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+from conftest import tiny_config
+from longtail.config import load_config
+from longtail.engine import Trainer
+from longtail.engine.checkpoint import load_checkpoint, save_checkpoint
+from longtail.engine.schedules import lr_factor
+from longtail.registry import ConfigError
+
+BBN_RECIPE = dict(name="multistep", epochs=200, warmup_epochs=5, milestones=[120, 160], gamma=0.01)
+
+
+def test_multistep_with_warmup():
+    factors = [lr_factor(epoch=e, progress=0.0, **BBN_RECIPE) for e in (0, 1, 4, 5, 119, 120, 159, 160, 199)]
+    assert factors == pytest.approx([0.2, 0.4, 1.0, 1.0, 1.0, 0.01, 0.01, 1e-4, 1e-4])
+
+
+def test_cosine_after_warmup():
+    recipe = dict(BBN_RECIPE, name="cosine", epochs=15)
+    assert lr_factor(epoch=5, progress=0.0, **recipe) == pytest.approx(1.0)
+    assert lr_factor(epoch=10, progress=0.0, **recipe) == pytest.approx(0.5)
+    assert lr_factor(epoch=14, progress=1.0, **recipe) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_config_layers_and_errors(tmp_path):
+    (tmp_path / "base.yaml").write_text("train: {epochs: 7}\noptim: {lr: 0.3}\n")
+    (tmp_path / "child.yaml").write_text("_base_: base.yaml\noptim: {lr: 0.2}\n")
+    config = load_config(tmp_path / "child.yaml", ["train.batch_size=64"])
+    assert (config.train.epochs, config.optim.lr, config.train.batch_size) == (7, 0.2, 64)
+    with pytest.raises(ConfigError, match=r"train\.epoch.*valid keys here: .*epochs"):
+        load_config(tmp_path / "child.yaml", ["train.epoch=3"])
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(None, ["train.epochs"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_method_option_typo_is_named(tiny_npz, tmp_path):
+    config = load_config(base=tiny_config(tiny_npz, method={"name": "standard", "sampelr": "uniform"}))
+    with pytest.raises(ConfigError, match="no option 'sampelr'; valid options: .*sampler"):
+        Trainer(config, tmp_path / "run")
+
+
+def test_interrupted_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint({"epoch": 1, "w": torch.ones(3)}, path)
+
+    def crash(state, file):
+        open(file, "wb").write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"epoch": 2, "w": torch.zeros(3)}, path)
+    assert load_checkpoint(path)["epoch"] == 1
+
+
+def test_checkpoints_load_without_arbitrary_pickle(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"epoch": 1, "payload": Trainer}, path)  # a class object needs full unpickling
+    with pytest.raises(ValueError, match="not a readable longtail checkpoint"):
+        load_checkpoint(path)
+
+
+def test_run_directory_contents(tiny_npz, tmp_path):
+    config = load_config(base=tiny_config(tiny_npz, train={"epochs": 2}))
+    report = Trainer(config, tmp_path / "run").fit()
+    run = tmp_path / "run"
+    for name in ("config.yaml", "command.txt", "commit.txt", "metrics.jsonl", "eval.json",
+                 "summary.json", "checkpoints/last.pt"):
+        assert (run / name).exists(), name
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == [1, 2]
+    assert "test_top1" in lines[-1]  # the final epoch is always evaluated
+    assert json.loads((run / "eval.json").read_text())["top1"] == report["top1"]
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["epochs"] == 2
+    with pytest.raises(FileExistsError, match="--resume"):
+        Trainer(config, run)
+
+
+def _cli(*args, cwd):
+    return [sys.executable, "-m", "longtail.cli", *args]
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_matches_uninterrupted_run(tiny_npz, tmp_path):
+    config_file = tmp_path / "tiny.yaml"
+    config = tiny_config(tiny_npz, train={"epochs": 6, "threads": 1})
+    config_file.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    whole = tmp_path / "whole"
+    subprocess.run(_cli("train", str(config_file), f"output_dir={whole}", cwd=tmp_path), check=True,
+                   env=env, capture_output=True)
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(_cli("train", str(config_file), f"output_dir={killed}", cwd=tmp_path),
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = killed / "tiny" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "tiny" / "eval.json").exists(), "the run finished before it was killed"
+    subprocess.run(_cli("train", str(killed / "tiny"), "--resume", cwd=tmp_path), check=True, env=env,
+                   capture_output=True)
+
+    def final(run):
+        return json.loads((run / "tiny" / "eval.json").read_text())
+
+    assert final(killed)["per_class"] == final(whole)["per_class"]
+    assert final(killed)["top1"] == final(whole)["top1"]
+    losses = [[json.loads(line)["loss"] for line in (run / "tiny" / "metrics.jsonl").read_text().splitlines()]
+              for run in (whole, killed)]
+    assert losses[0] == losses[1]

@@ -1,0 +1,65 @@
+"""Augmentation: the batched crop + flip is a real random crop of the padded image."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from longtail.data import TRANSFORMS
+from longtail.data.transforms import BatchRandomCropFlip, Cutout, Normalize
+
+MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+
+
+def random_images(n=64, size=8, seed=0):
+    return torch.randint(0, 256, (n, size, size, 3), generator=torch.Generator().manual_seed(seed),
+                         dtype=torch.uint8)
+
+
+def test_normalize_matches_formula():
+    images = random_images(2)
+    out = Normalize(MEAN, STD)(images)
+    mean, std = torch.tensor(MEAN)[:, None, None], torch.tensor(STD)[:, None, None]
+    expected = (images.permute(0, 3, 1, 2).float() / 255 - mean) / std
+    torch.testing.assert_close(out, expected)
+
+
+def test_crop_flip_outputs_are_crops_of_the_padded_image():
+    images, padding = random_images(), 2
+    out = BatchRandomCropFlip(MEAN, STD, padding)(images, torch.Generator().manual_seed(1))
+    plain = Normalize(MEAN, STD)(torch.nn.functional.pad(images, (0, 0, padding, padding, padding, padding)))
+    flips, offsets = 0, set()
+    for i in range(len(images)):
+        matches = [(dy, dx, f) for dy in range(2 * padding + 1) for dx in range(2 * padding + 1)
+                   for f in (False, True)
+                   if torch.equal(out[i], (lambda c: c.flip(2) if f else c)(plain[i, :, dy:dy + 8, dx:dx + 8]))]
+        assert matches, f"image {i} is not a crop of its padded original"
+        flips += matches[0][2]
+        offsets.add(matches[0][:2])
+    assert 16 <= flips <= 48  # p = 0.5 over 64 images: a 4-sigma band
+    assert len(offsets) > 10  # all 25 offsets are possible
+
+
+def test_crop_flip_without_padding_or_flip_is_identity():
+    images = random_images(4)
+    out = BatchRandomCropFlip(MEAN, STD, padding=0, flip=False)(images, torch.Generator())
+    torch.testing.assert_close(out, Normalize(MEAN, STD)(images))
+
+
+def test_cutout_zeroes_one_square():
+    torch.manual_seed(0)
+    image = torch.ones(3, 32, 32)
+    holes = [(Cutout(16)(image) == 0).all(0).sum().item() for _ in range(50)]
+    assert max(holes) == 256 and min(holes) >= 64  # a full 16x16 hole, or clipped at a border
+    assert image.eq(1).all()  # the input is untouched
+
+
+def test_per_image_pipelines_give_normalised_tensors():
+    picture = Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    for name in ("crop_flip", "autoaugment_cutout", "simaugment", "randaugment", "none"):
+        pipeline = TRANSFORMS.build(name, mean=MEAN, std=STD, image_size=32)
+        out = pipeline.per_image(picture)
+        assert out.shape == (3, 32, 32) and out.dtype == torch.float32, name
+    assert TRANSFORMS.build("crop_flip", mean=MEAN, std=STD, image_size=32).batched is not None
+    assert TRANSFORMS.build("simaugment", mean=MEAN, std=STD, image_size=32).batched is None
