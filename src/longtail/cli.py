@@ -32,9 +32,9 @@ def _train(args: argparse.Namespace) -> None:
         if config.name == "run":  # name runs after their config file, e.g. cifar100_lt/ce_ir100
             parts = target.with_suffix("").parts
             config.name = "/".join(parts[parts.index("configs") + 1 :] if "configs" in parts else parts[-1:])
-        if args.data_root:
-            config.data.root = args.data_root
         run_dir = Path(config.output_dir) / config.name
+    if args.data_root:
+        config.data.root = args.data_root
     Trainer(config, run_dir, resume=args.resume).fit()
 
 

@@ -95,7 +95,8 @@ class BetaDraw(Adaptor):
 
     def __init__(self, a: float = 0.2, b: float = 0.2) -> None:
         super().__init__()
-        self.distribution = torch.distributions.Beta(torch.tensor(a), torch.tensor(b))
+        cpu = torch.device("cpu")  # a float drawn per step, wherever the model lives
+        self.distribution = torch.distributions.Beta(torch.tensor(a, device=cpu), torch.tensor(b, device=cpu))
 
     def alpha(self, t: float) -> float:
         return float(self.distribution.sample())
