@@ -82,6 +82,7 @@ def test_run_directory_contents(tiny_npz, tmp_path):
     for name in ("config.yaml", "command.txt", "commit.txt", "metrics.jsonl", "eval.json",
                  "summary.json", "checkpoints/last.pt"):
         assert (run / name).exists(), name
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch_0001.pt", "epoch_0002.pt", "last.pt"]
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [line["epoch"] for line in lines] == [1, 2]
     assert "test_top1" in lines[-1]  # the final epoch is always evaluated

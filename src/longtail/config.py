@@ -57,7 +57,7 @@ class TrainConfig:
     num_workers: int = 2  # for per-image augmentation pipelines
     threads: int | None = None  # torch intra-op threads; None leaves torch's default
     eval_every: int = 10  # test-set monitoring every N epochs (0: final epoch only)
-    checkpoint_every: int = 10
+    checkpoint_every: int = 50  # keep checkpoints/epoch_N.pt every N epochs (0: none); last.pt is every epoch
     progress: bool = True
 
 

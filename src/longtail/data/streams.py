@@ -82,7 +82,11 @@ def _one_thread(_: int) -> None:
 
 
 class LoaderStream:
-    """Per-image pipelines in DataLoader workers; reseeded from (seed, epoch) every epoch."""
+    """Per-image pipelines in DataLoader workers, whose seeds derive from (seed, epoch).
+
+    With ``num_workers=0`` the pipelines draw from the global RNG, which the trainer reseeds
+    from (seed, epoch) at the start of every epoch.
+    """
 
     def __init__(self, images: ImageSet, sampler: Sampler[int] | None, batch_size: int,
                  views: Sequence[Pipeline], drop_last: bool, seed: int, stream: int,
@@ -108,8 +112,6 @@ class LoaderStream:
             generator=epoch_generator(self.seed, self.epoch, 2000 + self.stream),
             persistent_workers=False,
         )
-        if self.num_workers == 0:  # per-image transforms then draw from the global RNG
-            torch.manual_seed(int(epoch_generator(self.seed, self.epoch, 3000 + self.stream).initial_seed()))
         for views, targets in loader:
             yield Batch(list(views), targets)
 

@@ -91,6 +91,15 @@ class Trainer:
             "config": OmegaConf.to_yaml(self.config),
         }
 
+    def _save(self, epochs_done: int) -> None:
+        """``last.pt`` after every epoch (what --resume reads); a kept copy every checkpoint_every."""
+        state = self._state(epochs_done)
+        folder = self.run_dir / "checkpoints"
+        save_checkpoint(state, folder / "last.pt")
+        every = self.config.train.checkpoint_every
+        if every and epochs_done % every == 0:
+            save_checkpoint(state, folder / f"epoch_{epochs_done:04d}.pt")
+
     def _restore(self, state: dict) -> None:
         self.method.load_state_dict(state["method"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -165,8 +174,7 @@ class Trainer:
             self.elapsed += time.perf_counter() - started
             if runtime.is_main:
                 self._log_epoch(record, writer)
-                if last or (epoch + 1) % train.checkpoint_every == 0:
-                    save_checkpoint(self._state(epoch + 1), self.run_dir / "checkpoints" / "last.pt")
+                self._save(epoch + 1)
         if writer is not None:
             writer.close()
         if runtime.is_main and report is None:  # resumed a run that had already finished
