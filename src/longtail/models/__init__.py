@@ -34,6 +34,6 @@ def _classifier_factory(backbone: str) -> Callable[..., ImageClassifier]:
 for _backbone in BACKBONES.names():
     MODELS.register(_backbone)(_classifier_factory(_backbone))
 
-from . import bbn  # noqa: E402,F401  (registers the bilateral-branch models)
+from . import bbn, two_stage  # noqa: E402,F401  (register bilateral-branch and stage-2 models)
 
 __all__ = ["BACKBONES", "HEADS", "MODELS", "FeatureExtractor", "ImageClassifier", "create"]
