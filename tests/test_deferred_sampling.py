@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from longtail.data import SAMPLERS
@@ -43,3 +44,10 @@ def test_deferred_sampler_shards_like_its_inner_samplers():
     whole.set_epoch(2)
     interleaved = torch.tensor(shards).t().reshape(-1).tolist()
     assert interleaved == list(whole)
+
+
+def test_deferred_samplers_must_draw_as_many_samples_an_epoch():
+    drs = {"name": "deferred", "after": {"name": "class_balanced", "num_samples": 10},
+           "switch_epoch": 1}
+    with pytest.raises(ValueError, match="same number"):
+        SAMPLERS.build(drs, targets=TARGETS, seed=3, epochs=10)

@@ -112,3 +112,13 @@ def test_tau_normalisation_needs_a_linear_head():
 def test_missing_stage1_run_is_reported(tmp_path):
     with pytest.raises(FileNotFoundError, match="stage-1"):
         load_stage1(tmp_path / "nowhere", 4)
+
+
+def test_cosine_head_computes_in_fp32_under_autocast():
+    torch.manual_seed(0)
+    model = create("resnet20", num_classes=3, head="cosine").eval()
+    features = torch.randn(4, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cosines = model.head(features)
+    assert cosines.dtype == torch.float32
+    assert torch.allclose(cosines, model.head(features), atol=0)

@@ -33,23 +33,25 @@ def scaled_schedule(schedule: DictConfig, epochs: int, recipe_epochs: int) -> di
     return {"warmup_epochs": warmup, "milestones": [round(m * ratio) for m in schedule.milestones]}
 
 
+def with_manner(recipe: DictConfig, manner: str, epochs: int, schedule: dict) -> DictConfig:
+    """The recipe's standard method with ``manner``'s loss and sampler (its augmentation kept)."""
+    config = OmegaConf.merge(recipe, {"schedule": schedule,
+                                      "train": {"epochs": epochs, "eval_every": 0}})
+    config.method = {"name": "standard", "transform": recipe.method.get("transform", "crop_flip"),
+                     **MANNERS[manner]}
+    return config
+
+
 def stage1_config(recipe: DictConfig, manner: str, epochs: int) -> DictConfig:
     """The recipe trained end to end with ``manner`` for ``epochs`` epochs."""
-    return OmegaConf.merge(recipe, {
-        "method": {"name": "standard", **MANNERS[manner]},
-        "schedule": scaled_schedule(recipe.schedule, epochs, recipe.train.epochs),
-        "train": {"epochs": epochs, "eval_every": 0},
-    })
+    return with_manner(recipe, manner, epochs,
+                       scaled_schedule(recipe.schedule, epochs, recipe.train.epochs))
 
 
 def stage2_config(recipe: DictConfig, stage1_dir: Path, manner: str, epochs: int) -> DictConfig:
     """A new linear classifier on ``stage1_dir``'s frozen features, trained with ``manner``
     for ``epochs`` epochs at the recipe's learning rate, cosine-decayed without warm-up."""
-    config = OmegaConf.merge(recipe, {
-        "method": {"name": "standard", **MANNERS[manner]},
-        "schedule": {"name": "cosine", "warmup_epochs": 0},
-        "train": {"epochs": epochs, "eval_every": 0},
-    })
+    config = with_manner(recipe, manner, epochs, {"name": "cosine", "warmup_epochs": 0})
     config.model = {"name": "frozen_features", "run": str(stage1_dir), "head": "linear"}
     return config
 
@@ -126,7 +128,8 @@ def run_study(recipe: DictConfig, output_dir: Path, epochs: int, classifier_epoc
             errors[rep][cls] = 100.0 - report["top1"]
     dataset = OmegaConf.to_container(recipe.data.source)
     name = dataset if isinstance(dataset, str) else dataset["name"]
-    title = (f"{name} IR{recipe.data.imbalance_ratio:g}: {epochs} + {classifier_epochs} epochs")
+    ratio = recipe.data.imbalance_ratio
+    title = f"{name}{f' IR{ratio:g}' if ratio else ''}: {epochs} + {classifier_epochs} epochs"
     results = {
         "dataset": name, "imbalance_ratio": recipe.data.imbalance_ratio,
         "budget": {"representation_epochs": epochs, "classifier_epochs": classifier_epochs},

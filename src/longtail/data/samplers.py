@@ -164,6 +164,9 @@ class DeferredSampler(Sampler[int]):
                        rank=rank)
         self.before = SAMPLERS.build(before, **context)
         self.after = SAMPLERS.build(after, **context)
+        if len(self.before) != len(self.after):  # the engine fixes the steps per epoch once
+            raise ValueError(f"deferred sampler: before draws {len(self.before)} samples an epoch "
+                             f"and after {len(self.after)}; they must draw the same number")
         self.switch_epoch = switch_epoch
         self.epoch = 0
 

@@ -11,6 +11,7 @@ drawn by that sampler: BBN Table 1's "Manifold Mixup (two samplers)" uses ``reve
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,8 @@ class Mixup(Standard):
 
     def __init__(self, model_spec: dict, num_classes: int, class_counts: np.ndarray,
                  loss: Any = "ce", sampler: Any = "uniform", transform: Any = "crop_flip",
-                 alpha: float = 1.0, layers: list[int] = (0,), partner_sampler: Any = None) -> None:
+                 alpha: float = 1.0, layers: Sequence[int] = (0,),
+                 partner_sampler: Any = None) -> None:
         super().__init__(model_spec, num_classes, class_counts, loss, sampler, transform)
         depth = len(self.model.backbone.trunk)
         if not layers or any(not 0 <= k <= depth for k in layers):

@@ -34,7 +34,9 @@ class CosineHead(nn.Module):
         self.weight.data.renorm_(2, 0, 1e-5).mul_(1e5)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return F.normalize(features, dim=1) @ F.normalize(self.weight, dim=1).t()
+        # in fp32 even under autocast: LDAM scales cosines by 30, which would magnify bf16 rounding
+        with torch.autocast(features.device.type, enabled=False):
+            return F.normalize(features.float(), dim=1) @ F.normalize(self.weight, dim=1).t()
 
 
 # --- decoupled training (Kang et al. 2020) and post-hoc corrections ---------------------------

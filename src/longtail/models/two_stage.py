@@ -83,6 +83,9 @@ def apply_posthoc(model: ImageClassifier, class_counts: np.ndarray, tau_norm: fl
     ``tau_norm``: divide each class weight of the linear head by its norm ** tau (Kang et al.);
     ``logit_adjust``: subtract ``tau * log pi`` from the logits (Menon et al.).
     """
+    if not isinstance(model, ImageClassifier):
+        kind = type(model).__name__
+        raise ValueError(f"post-hoc corrections need a backbone + head, not a {kind}")
     if tau_norm is not None:
         if not isinstance(model.head, nn.Linear):
             head = type(model.head).__name__
