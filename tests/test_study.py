@@ -60,6 +60,8 @@ def test_study_command_runs_the_grid_and_reuses_finished_runs(tiny_recipe, tmp_p
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/eval.json")}
     assert main(command) == 0  # everything is finished: nothing is trained again
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/eval.json")} == stamps
+    longer = [*command[:6], "2", *command[7:]]  # --epochs 2 into the same directory
+    assert main(longer) == 2  # refused, not silently reused
 
 
 def test_eval_command_applies_posthoc_corrections(tiny_recipe, tmp_path):

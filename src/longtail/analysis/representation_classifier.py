@@ -56,10 +56,24 @@ def stage2_config(recipe: DictConfig, stage1_dir: Path, manner: str, epochs: int
     return config
 
 
+def _same_run(config: DictConfig, saved: Path) -> bool:
+    """Whether ``saved`` (a run's config.yaml) describes ``config``, wherever the data lives."""
+    def comparable(node: DictConfig) -> dict:
+        plain = OmegaConf.to_container(node, resolve=True)
+        plain["data"].pop("root", None)
+        return plain
+
+    return comparable(OmegaConf.load(saved)) == comparable(config)
+
+
 def train_or_reuse(config: DictConfig, run_dir: Path, log: Callable[[str], None]) -> dict:
     """The run's test report: read if it finished, else trained (resumed if interrupted)."""
     from ..engine import Trainer
 
+    saved = run_dir / "config.yaml"
+    if saved.exists() and not _same_run(config, saved):
+        raise ValueError(f"{run_dir} holds a run of another budget or recipe; "
+                         "choose another --output-dir")
     finished = run_dir / "eval.json"
     if finished.exists():
         log(f"{run_dir}: finished, reusing its eval.json")
