@@ -14,7 +14,11 @@ from .reweighting import WeightedLoss
 
 @LOSSES.register("focal")
 class FocalLoss(WeightedLoss):
-    """``-(1 - p_y) ** gamma * log p_y`` per sample; ``gamma = 0`` is cross-entropy."""
+    """``-(1 - p_y) ** gamma * log p_y`` per sample; ``gamma = 0`` is cross-entropy.
+
+    ``p_y`` is the model's probability even with class weights (the LDAM authors' code
+    derives it from the weighted loss instead, which changes the focusing for weighted classes).
+    """
 
     def __init__(self, class_counts: np.ndarray, gamma: float = 1.0, weights: Any = "none",
                  reduction: str = "weighted_mean") -> None:
