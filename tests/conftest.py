@@ -1,10 +1,14 @@
-"""Shared fixtures: small datasets made on the fly (tests never need downloaded data)."""
+"""Shared fixtures: tiny long-tailed data made on the fly (tests never need downloaded data)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+from longtail.config import load_config
 
 
 @pytest.fixture(autouse=True)
@@ -12,25 +16,52 @@ def _small_threads():
     torch.set_num_threads(1)  # tests are tiny; one thread avoids oversubscribing the CPU
     yield
 
+NUM_CLASSES = 4
+
+
+def write_tiny_npz(path: Path, per_class: int = 24, test_per_class: int = 6) -> Path:
+    """8x8 RGB images whose colour depends on the class, plus noise: easy to learn a little."""
+    rng = np.random.default_rng(0)
+
+    def split(n: int) -> tuple[np.ndarray, np.ndarray]:
+        targets = np.repeat(np.arange(NUM_CLASSES), n)
+        colours = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200], [200, 200, 40]])
+        images = colours[targets][:, None, None, :] + rng.integers(-40, 40, (len(targets), 8, 8, 3))
+        return images.clip(0, 255).astype(np.uint8), targets
+
+    x_train, y_train = split(per_class)
+    x_test, y_test = split(test_per_class)
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path: Path) -> dict:
+    """A complete, fast config: long-tailed (IR 4) tiny data, ResNet-20, two epochs."""
+    data = write_tiny_npz(tmp_path / "tiny.npz")
+    return {
+        "seed": 0,
+        "data": {"source": {"name": "npz", "path": str(data)}, "imbalance_ratio": 4,
+                 "many_threshold": 15, "few_threshold": 8},
+        "model": {"name": "resnet20"},
+        "optim": {"lr": 0.05},
+        "schedule": {"warmup_epochs": 0, "milestones": []},
+        "train": {"epochs": 2, "batch_size": 8, "precision": "fp32", "channels_last": False,
+                  "device": "cpu", "eval_every": 0, "checkpoint_every": 1, "progress": False,
+                  "threads": 1},
+    }
+
+
+@pytest.fixture
+def configure(tiny_recipe: dict):
+    """``configure(*overrides)``: the tiny recipe with ``key=value`` overrides, as the CLI does."""
+    return lambda *overrides: load_config(base=tiny_recipe, overrides=list(overrides))
+
 
 @pytest.fixture
 def tiny_npz(tmp_path):
-    """A 4-class, 8x8 RGB dataset whose class is readable from the mean colour."""
-    rng = np.random.default_rng(0)
-    per_class, classes = 60, 4
-
-    def make(n):
-        labels = np.repeat(np.arange(classes), n)
-        base = (labels[:, None, None, None] * 60 + 20).astype(np.int16)
-        noise = rng.integers(-15, 16, size=(len(labels), 8, 8, 3))
-        return np.clip(base + noise, 0, 255).astype(np.uint8), labels
-
-    x_train, y_train = make(per_class)
-    x_test, y_test = make(10)
-    path = tmp_path / "tiny.npz"
-    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
-             classes=np.array(["a", "b", "c", "d"]))
-    return path
+    """60 training and 10 test images a class: IR 4 gives counts 60, 37, 23, 15."""
+    return write_tiny_npz(tmp_path / "tiny.npz", per_class=60, test_per_class=10)
 
 
 def tiny_config(npz_path, **sections):

@@ -1,4 +1,4 @@
-"""The ``longtail`` command: train, eval, datasets and demo."""
+"""The ``longtail`` command: train, eval, study, datasets and demo."""
 
 from __future__ import annotations
 
@@ -53,6 +53,11 @@ def _eval(args: argparse.Namespace) -> None:
         config.data.root = args.data_root
     experiment = build_experiment(config)
     experiment.method.load_state_dict(state["method"])
+    if args.tau_norm is not None or args.logit_adjust is not None:
+        from .models.two_stage import apply_posthoc
+
+        apply_posthoc(experiment.method.model, experiment.class_counts, args.tau_norm,
+                      args.logit_adjust)
     runtime = setup(config.train.device)
     method = experiment.method.to(runtime.device)
     options = {"branch": args.branch} if args.branch else {}
@@ -61,11 +66,27 @@ def _eval(args: argparse.Namespace) -> None:
     report = classification_report(logits, targets, experiment.class_counts,
                                    config.data.many_threshold, config.data.few_threshold)
     run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-    out = run_dir / (f"eval_{args.branch}.json" if args.branch else "eval.json")
+    variant = "".join([
+        f"_{args.branch}" if args.branch else "",
+        f"_taunorm{args.tau_norm:g}" if args.tau_norm is not None else "",
+        f"_logitadjust{args.logit_adjust:g}" if args.logit_adjust is not None else "",
+    ])
+    out = run_dir / f"eval{variant}.json"
     write_json(out, report)
     print(format_report(report, f"{run_dir} after epoch {state['epoch']}"
-                                + (f", {args.branch} branch only" if args.branch else "") + ":"))
+                                + (f" ({variant[1:]})" if variant else "") + ":"))
     print(f"written to {out}")
+
+
+def _study(args: argparse.Namespace) -> None:
+    from .analysis.representation_classifier import run_study
+
+    recipe = load_config(args.config, args.overrides)
+    if args.imbalance_ratio is not None:
+        recipe.data.imbalance_ratio = args.imbalance_ratio
+    if args.data_root:
+        recipe.data.root = args.data_root
+    run_study(recipe, Path(args.output_dir), args.epochs, args.classifier_epochs)
 
 
 def _datasets(args: argparse.Namespace) -> None:
@@ -122,8 +143,30 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", help="evaluate a run directory or checkpoint on the test set")
     evaluate.add_argument("target")
     evaluate.add_argument("--branch", help="BBN: score one branch alone (conventional | rebalancing)")
+    evaluate.add_argument("--tau-norm", type=float, metavar="TAU",
+                          help="post-hoc: divide each class weight by its norm ** TAU first")
+    evaluate.add_argument("--logit-adjust", type=float, metavar="TAU",
+                          help="post-hoc: subtract TAU * log(class prior) from the logits")
     evaluate.add_argument("--data-root")
     evaluate.set_defaults(run=_eval)
+
+    study = commands.add_parser("study", help="multi-run studies with a table and a figure")
+    studies = study.add_subparsers(dest="study", required=True)
+    grid = studies.add_parser(
+        "representation-classifier",
+        help="BBN Figure 2: CE/RW/RS representation x CE/RW/RS classifier (cRT), top-1 errors")
+    grid.add_argument("config", help="the recipe, e.g. configs/cifar100_lt/base.yaml")
+    grid.add_argument("overrides", nargs="*", help="key=value overrides for every run")
+    grid.add_argument("--imbalance-ratio", type=float, help="e.g. 50 (BBN's setting)")
+    grid.add_argument("--epochs", type=int, default=200, help="stage-1 (representation) epochs; "
+                      "the recipe's warm-up and milestones are scaled to it")
+    grid.add_argument("--classifier-epochs", type=int, default=10,
+                      help="stage-2 epochs (new linear classifier, cosine learning rate)")
+    grid.add_argument("--output-dir", default="runs/study_representation_classifier",
+                      help="where the runs, table.md, results.json and heatmap.png go; "
+                      "finished runs there are reused")
+    grid.add_argument("--data-root")
+    grid.set_defaults(run=_study)
 
     datasets = commands.add_parser("datasets", help="list a dataset's classes and long-tailed counts")
     datasets.add_argument("name", help=", ".join(SOURCES.names()))

@@ -14,11 +14,16 @@ reversed               p_i ∝ N_max / N_i (BBN's re-balancing branch)
 square_root            p_i ∝ sqrt(N_i)
 progressive            p_i = (1 - t) N_i / N + t / C,  t = epoch / (epochs - 1)
 =====================  ================================================
+
+``deferred`` composes two samplers and switches from one to the other at an epoch; deferred
+re-sampling (DRS, Cao et al. 2019) is
+``{name: deferred, before: uniform, after: class_balanced, switch_epoch: 160}``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -144,3 +149,39 @@ class ProgressivelyBalancedSampler(ClassAwareSampler):
         instance = self.class_counts.double() / self.class_counts.sum()
         balanced = self._present() / self._present().sum()
         return (1 - t) * instance + t * balanced
+
+
+@SAMPLERS.register("deferred")
+class DeferredSampler(Sampler[int]):
+    """Draws with ``before`` until 0-based epoch ``switch_epoch``, with ``after`` from then on.
+
+    Both inner samplers get the same targets, seed and sharding, and follow ``set_epoch``.
+    """
+
+    def __init__(self, targets: np.ndarray, after: Any, switch_epoch: int, before: Any = "uniform",
+                 seed: int = 0, epochs: int | None = None, num_replicas: int | None = None,
+                 rank: int | None = None) -> None:
+        context = dict(targets=targets, seed=seed, epochs=epochs, num_replicas=num_replicas,
+                       rank=rank)
+        self.before = SAMPLERS.build(before, **context)
+        self.after = SAMPLERS.build(after, **context)
+        if len(self.before) != len(self.after):  # the engine fixes the steps per epoch once
+            raise ValueError(f"deferred sampler: before draws {len(self.before)} samples an epoch "
+                             f"and after {len(self.after)}; they must draw the same number")
+        self.switch_epoch = switch_epoch
+        self.epoch = 0
+
+    @property
+    def active(self) -> Sampler[int]:
+        return self.after if self.epoch >= self.switch_epoch else self.before
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.before.set_epoch(epoch)
+        self.after.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.active)
+
+    def __len__(self) -> int:
+        return len(self.active)

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import LOSSES
+from .reweighting import WeightedLoss
 
 
 def log_prior(class_counts: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -17,15 +18,12 @@ def log_prior(class_counts: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 @LOSSES.register("ce")
-class CrossEntropy(nn.Module):
-    """Plain softmax cross-entropy, optionally with per-class weights."""
+class CrossEntropy(WeightedLoss):
+    """Softmax cross-entropy; ``weights: inverse_frequency`` is re-weighting (RW), a
+    ``deferred`` schedule is deferred re-weighting (DRW)."""
 
-    def __init__(self, weight: list[float] | None = None) -> None:
-        super().__init__()
-        self.register_buffer("weight", None if weight is None else torch.tensor(weight))
-
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits.float(), targets, weight=self.weight)
+    def per_sample(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, targets, reduction="none")
 
 
 @LOSSES.register("balanced_softmax")

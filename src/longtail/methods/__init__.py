@@ -4,7 +4,8 @@ from ..registry import Registry
 
 METHODS = Registry("method")
 
-from . import bbn, standard  # noqa: E402,F401
+
+from . import bbn, mixup, standard  # noqa: E402,F401
 from .base import Method, StepOutput, StreamSpec  # noqa: E402
 
 __all__ = ["METHODS", "Method", "StepOutput", "StreamSpec"]

@@ -36,6 +36,8 @@ def _classifier_factory(backbone: str) -> Callable[..., ImageClassifier]:
 for _backbone in BACKBONES.names():
     MODELS.register(_backbone)(_classifier_factory(_backbone))
 
+
 bbn.register(MODELS)
+from . import two_stage  # noqa: E402,F401  (registers the stage-2 models)
 
 __all__ = ["BACKBONES", "BilateralBranchNetwork", "HEADS", "MODELS", "FeatureExtractor", "ImageClassifier", "create"]

@@ -34,4 +34,48 @@ class CosineHead(nn.Module):
         self.weight.data.renorm_(2, 0, 1e-5).mul_(1e5)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return F.normalize(features, dim=1) @ F.normalize(self.weight, dim=1).t()
+        # in fp32 even under autocast: LDAM scales cosines by 30, which would magnify bf16 rounding
+        with torch.autocast(features.device.type, enabled=False):
+            return F.normalize(features.float(), dim=1) @ F.normalize(self.weight, dim=1).t()
+
+
+# --- decoupled training (Kang et al. 2020) and post-hoc corrections ---------------------------
+
+
+class ScaledHead(nn.Module):
+    """Learnable weight scaling (LWS): a frozen classifier's logits times a learnt class scale."""
+
+    def __init__(self, head: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.head = head.requires_grad_(False)
+        self.scales = nn.Parameter(torch.ones(num_classes))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features) * self.scales
+
+
+def tau_normalised(head: nn.Linear, tau: float) -> LinearHead:
+    """A copy of ``head`` with each class weight divided by its norm to the power ``tau``.
+
+    ``tau = 0`` leaves the head unchanged, ``tau = 1`` gives every class a unit weight vector;
+    the bias is kept.
+    """
+    normalised = LinearHead(head.in_features, head.out_features, bias=head.bias is not None)
+    with torch.no_grad():
+        norms = head.weight.norm(dim=1, keepdim=True)
+        normalised.weight.copy_(head.weight / norms.pow(tau))
+        if head.bias is not None:
+            normalised.bias.copy_(head.bias)
+    return normalised.to(head.weight.device)
+
+
+class PriorAdjusted(nn.Module):
+    """Post-hoc logit adjustment (Menon et al. 2021): ``head(x) - tau * log pi``."""
+
+    def __init__(self, head: nn.Module, log_prior: torch.Tensor, tau: float) -> None:
+        super().__init__()
+        self.head = head
+        self.register_buffer("offset", tau * log_prior, persistent=False)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features) - self.offset
