@@ -1,0 +1,12 @@
+"""Data: sources, long-tailed subsets, samplers, augmentation pipelines and streams."""
+
+from .longtail import longtailed_indices, profile_counts, shot_groups
+from .samplers import SAMPLERS
+from .sources import SOURCES, DatasetNotFound, DataSource, ImageSet
+from .streams import Batch, make_stream
+from .transforms import TRANSFORMS, Pipeline
+
+__all__ = [
+    "SAMPLERS", "SOURCES", "TRANSFORMS", "Batch", "DataSource", "DatasetNotFound", "ImageSet",
+    "Pipeline", "longtailed_indices", "make_stream", "profile_counts", "shot_groups",
+]

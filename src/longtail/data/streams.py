@@ -1,0 +1,124 @@
+"""Data streams: a split + a sampler + one or more view pipelines -> batches.
+
+A :class:`Batch` holds one tensor per view and the labels. In-memory data whose views all
+have a batched form goes through :class:`InMemoryStream` (gather + batched augmentation in
+the training process); everything else through a :class:`~torch.utils.data.DataLoader` with
+worker processes running the per-image pipelines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
+
+from .samplers import epoch_generator
+from .sources import ImageSet
+from .transforms import Pipeline
+
+
+@dataclass
+class Batch:
+    views: list[torch.Tensor]
+    targets: torch.Tensor
+
+    @property
+    def images(self) -> torch.Tensor:
+        return self.views[0]
+
+    def to(self, device: torch.device, channels_last: bool = False) -> Batch:
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        views = [v.to(device, non_blocking=True, memory_format=fmt) for v in self.views]
+        return Batch(views, self.targets.to(device, non_blocking=True))
+
+
+class InMemoryStream:
+    """Batches gathered from uint8 images in memory and augmented as whole batches."""
+
+    def __init__(self, images: ImageSet, sampler: Sampler[int] | None, batch_size: int,
+                 views: Sequence[Pipeline], drop_last: bool, seed: int, stream: int) -> None:
+        self.images = torch.from_numpy(images.images)
+        self.targets = torch.from_numpy(images.targets)
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.views = [view.batched for view in views]
+        self.drop_last = drop_last
+        self.seed, self.stream, self.epoch = seed, stream, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        n = len(self.sampler) if self.sampler is not None else len(self.targets)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        order = torch.arange(len(self.targets)) if self.sampler is None else torch.tensor(list(self.sampler))
+        generator = epoch_generator(self.seed, self.epoch, 1000 + self.stream)
+        for b in range(len(self)):
+            index = order[b * self.batch_size : (b + 1) * self.batch_size]
+            images = self.images[index]
+            yield Batch([view(images, generator) for view in self.views], self.targets[index])
+
+
+class _ViewDataset(Dataset):
+    def __init__(self, images: ImageSet, views: Sequence[Pipeline]) -> None:
+        self.images, self.views = images, [view.per_image for view in views]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        image = self.images.load(index)
+        return [view(image) for view in self.views], int(self.images.targets[index])
+
+
+def _one_thread(_: int) -> None:
+    torch.set_num_threads(1)  # workers share the cores with the training threads
+
+
+class LoaderStream:
+    """Per-image pipelines in DataLoader workers; reseeded from (seed, epoch) every epoch."""
+
+    def __init__(self, images: ImageSet, sampler: Sampler[int] | None, batch_size: int,
+                 views: Sequence[Pipeline], drop_last: bool, seed: int, stream: int,
+                 num_workers: int, pin_memory: bool) -> None:
+        self.dataset = _ViewDataset(images, views)
+        self.sampler = sampler if sampler is not None else SequentialSampler(self.dataset)
+        self.batches = BatchSampler(self.sampler, batch_size, drop_last)
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.seed, self.stream, self.epoch = seed, stream, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[Batch]:
+        loader = DataLoader(
+            self.dataset, batch_sampler=self.batches, num_workers=self.num_workers,
+            pin_memory=self.pin_memory, worker_init_fn=_one_thread,
+            generator=epoch_generator(self.seed, self.epoch, 2000 + self.stream),
+            persistent_workers=False,
+        )
+        if self.num_workers == 0:  # per-image transforms then draw from the global RNG
+            torch.manual_seed(int(epoch_generator(self.seed, self.epoch, 3000 + self.stream).initial_seed()))
+        for views, targets in loader:
+            yield Batch(list(views), targets)
+
+
+def make_stream(images: ImageSet, sampler: Sampler[int] | None, batch_size: int,
+                views: Sequence[Pipeline], *, drop_last: bool, seed: int = 0, stream: int = 0,
+                num_workers: int = 2, pin_memory: bool = False) -> InMemoryStream | LoaderStream:
+    """The fastest stream that can run these views on this data."""
+    if images.in_memory and all(view.batched is not None for view in views):
+        return InMemoryStream(images, sampler, batch_size, views, drop_last, seed, stream)
+    return LoaderStream(images, sampler, batch_size, views, drop_last, seed, stream,
+                        num_workers, pin_memory)
