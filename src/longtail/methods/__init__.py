@@ -4,7 +4,8 @@ from ..registry import Registry
 
 METHODS = Registry("method")
 
-from . import standard  # noqa: E402,F401
-from .base import Method, StepOutput, StreamSpec  # noqa: E402
+# base first: paco imports the engine, whose experiment module imports Method from here.
+from .base import Method, StepOutput, StreamSpec  # noqa: E402,I001
+from . import paco, standard  # noqa: E402,F401
 
 __all__ = ["METHODS", "Method", "StepOutput", "StreamSpec"]

@@ -8,9 +8,11 @@ from typing import Any
 from torch import nn
 
 from ..registry import Registry
+from . import moco
 from .backbones import BACKBONES, FeatureExtractor
 from .classifier import ImageClassifier
 from .heads import HEADS
+from .moco import MoCo
 
 MODELS = Registry("model")
 
@@ -33,7 +35,8 @@ def _classifier_factory(backbone: str) -> Callable[..., ImageClassifier]:
 
 for _backbone in BACKBONES.names():
     MODELS.register(_backbone)(_classifier_factory(_backbone))
+moco.register(MODELS)
 
 from . import bbn  # noqa: E402,F401  (registers the bilateral-branch models)
 
-__all__ = ["BACKBONES", "HEADS", "MODELS", "FeatureExtractor", "ImageClassifier", "create"]
+__all__ = ["BACKBONES", "HEADS", "MODELS", "FeatureExtractor", "ImageClassifier", "MoCo", "create"]
