@@ -142,7 +142,7 @@ def test_momentum_update_is_exact():
     with torch.no_grad():  # make key and query encoders differ
         for parameter in [*model.backbone.parameters(), *model.projector.parameters()]:
             parameter.add_(torch.randn_like(parameter))
-    pairs = model.query_pairs()
+    pairs = model.encoder_pairs()
     expected = [0.75 * key.detach().clone() + 0.25 * query.detach().clone() for key, query in pairs]
     model.momentum_update()
     # the projector adds 2 linears and a batch norm, a weight and a bias each

@@ -70,7 +70,7 @@ class MoCo(nn.Module):
         """Centre logits: the plain linear classifier, used for inference."""
         return self.classifier(self.backbone(images))
 
-    def query_pairs(self) -> list[tuple[nn.Parameter, nn.Parameter]]:
+    def encoder_pairs(self) -> list[tuple[nn.Parameter, nn.Parameter]]:
         """(key, query) parameter pairs of the encoders that the momentum update ties."""
         key = [*self.key_backbone.parameters(), *self.key_projector.parameters()]
         query = [*self.backbone.parameters(), *self.projector.parameters()]
@@ -79,7 +79,7 @@ class MoCo(nn.Module):
     @torch.no_grad()
     def momentum_update(self) -> None:
         """``k = m * k + (1 - m) * q`` for every key-encoder parameter, rounded as written."""
-        key, query = zip(*self.query_pairs(), strict=True)
+        key, query = zip(*self.encoder_pairs(), strict=True)
         torch._foreach_mul_(key, self.momentum)
         torch._foreach_add_(key, torch._foreach_mul(query, 1 - self.momentum))
 
