@@ -93,6 +93,17 @@ def test_supcon_loss_matches_loop():
     assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 
+def test_multitask_adds_weighted_supcon_to_the_classification_loss():
+    logits, targets, contrast, contrast_targets = _contrast_sample(seed=5)
+    method = METHODS.build({"name": "multitask", "loss": "ce", "weight": 0.3, "temperature": 0.2},
+                           model_spec=MOCO_TINY, num_classes=3, class_counts=np.array([5, 3, 1]))
+    ce = -sum(math.log(math.exp(row[y]) / sum(math.exp(v) for v in row))
+              for row, y in zip(logits.tolist(), targets.tolist(), strict=True)) / len(targets)
+    supcon = _loop_loss(logits, targets, contrast, contrast_targets, 0.2, 1.0, None)
+    value = method.objective(logits, targets, contrast, contrast_targets).item()
+    assert value == pytest.approx(ce + 0.3 * supcon, rel=1e-5)
+
+
 def test_paco_without_contrast_entries_is_balanced_softmax():
     """Batch of one, contrast set = its own query only: nothing but the centres is left."""
     generator = torch.Generator().manual_seed(2)
