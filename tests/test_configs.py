@@ -33,6 +33,9 @@ def test_config_builds(path):
     if config.model.name in STAGE2_MODELS:
         assert config.model.run, "a stage-2 config names its stage-1 run"
         return
+    if config.method.name == "linear_probe":
+        assert config.method.checkpoint, "a linear probe names its stage-1 run"
+        return
     num_classes = NUM_CLASSES[_source_name(config)]
     counts = np.maximum(1, (500 * 0.01 ** (np.arange(num_classes) / (num_classes - 1))).astype(int))
     large = num_classes >= 365  # build ResNet-50 models on the meta device: shapes only, no memory

@@ -4,8 +4,8 @@ from ..registry import Registry
 
 METHODS = Registry("method")
 
-
-from . import bbn, mixup, standard  # noqa: E402,F401
-from .base import Method, StepOutput, StreamSpec  # noqa: E402
+# base first: paco imports the engine, whose experiment module imports Method from here.
+from .base import Method, StepOutput, StreamSpec  # noqa: E402,I001
+from . import bbn, mixup, paco, standard  # noqa: E402,F401
 
 __all__ = ["METHODS", "Method", "StepOutput", "StreamSpec"]

@@ -8,11 +8,12 @@ from typing import Any
 from torch import nn
 
 from ..registry import Registry
-from . import bbn
+from . import bbn, moco
 from .backbones import BACKBONES, FeatureExtractor
 from .bbn import BilateralBranchNetwork
 from .classifier import ImageClassifier
 from .heads import HEADS
+from .moco import MoCo
 
 MODELS = Registry("model")
 
@@ -35,9 +36,9 @@ def _classifier_factory(backbone: str) -> Callable[..., ImageClassifier]:
 
 for _backbone in BACKBONES.names():
     MODELS.register(_backbone)(_classifier_factory(_backbone))
-
-
 bbn.register(MODELS)
+moco.register(MODELS)
 from . import two_stage  # noqa: E402,F401  (registers the stage-2 models)
 
-__all__ = ["BACKBONES", "BilateralBranchNetwork", "HEADS", "MODELS", "FeatureExtractor", "ImageClassifier", "create"]
+__all__ = ["BACKBONES", "BilateralBranchNetwork", "HEADS", "MODELS", "FeatureExtractor", "ImageClassifier", "MoCo",
+           "create"]
