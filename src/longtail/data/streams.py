@@ -34,7 +34,19 @@ class Batch:
         return Batch(views, self.targets.to(device, non_blocking=True))
 
 
-class InMemoryStream:
+class _EpochStream:
+    """Shared by the streams: ``set_epoch`` moves the sampler and the augmentation seed on."""
+
+    sampler: Sampler[int] | None
+    epoch: int
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+
+class InMemoryStream(_EpochStream):
     """Batches gathered from uint8 images in memory and augmented as whole batches."""
 
     def __init__(self, images: ImageSet, sampler: Sampler[int] | None, batch_size: int,
@@ -46,11 +58,6 @@ class InMemoryStream:
         self.views = [view.batched for view in views]
         self.drop_last = drop_last
         self.seed, self.stream, self.epoch = seed, stream, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        if hasattr(self.sampler, "set_epoch"):
-            self.sampler.set_epoch(epoch)
 
     def __len__(self) -> int:
         n = len(self.sampler) if self.sampler is not None else len(self.targets)
@@ -81,7 +88,7 @@ def _one_thread(_: int) -> None:
     torch.set_num_threads(1)  # workers share the cores with the training threads
 
 
-class LoaderStream:
+class LoaderStream(_EpochStream):
     """Per-image pipelines in DataLoader workers, whose seeds derive from (seed, epoch).
 
     With ``num_workers=0`` the pipelines draw from the global RNG, which the trainer reseeds
@@ -96,11 +103,6 @@ class LoaderStream:
         self.batches = BatchSampler(self.sampler, batch_size, drop_last)
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.seed, self.stream, self.epoch = seed, stream, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        if hasattr(self.sampler, "set_epoch"):
-            self.sampler.set_epoch(epoch)
 
     def __len__(self) -> int:
         return len(self.batches)
