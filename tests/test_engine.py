@@ -127,6 +127,8 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_npz, tmp_path):
 
     assert final(killed)["per_class"] == final(whole)["per_class"]
     assert final(killed)["top1"] == final(whole)["top1"]
+    command = (killed / "tiny" / "command.txt").read_text().splitlines()
+    assert len(command) == 2 and command[1].startswith("resumed after epoch ") and "--resume" in command[1]
     losses = [[json.loads(line)["loss"] for line in (run / "tiny" / "metrics.jsonl").read_text().splitlines()]
               for run in (whole, killed)]
     assert losses[0] == losses[1]

@@ -110,8 +110,12 @@ class Trainer:
     def _prepare_run_dir(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         save_config(self.config, self.run_dir / "config.yaml")
-        write_text(self.run_dir / "command.txt", shlex.join(["longtail", *sys.argv[1:]]) + "\n")
-        write_text(self.run_dir / "commit.txt", git_commit() + "\n")
+        command, commit = shlex.join(["longtail", *sys.argv[1:]]), git_commit()
+        if self.start_epoch:  # a resumed run keeps the record of how it started
+            command = f"{(self.run_dir / 'command.txt').read_text()}resumed after epoch {self.start_epoch}: {command}"
+            commit = f"{(self.run_dir / 'commit.txt').read_text()}resumed after epoch {self.start_epoch}: {commit}"
+        write_text(self.run_dir / "command.txt", command + "\n")
+        write_text(self.run_dir / "commit.txt", commit + "\n")
         metrics = self.run_dir / "metrics.jsonl"
         if metrics.exists():  # drop epochs logged after the checkpoint we resume from
             kept = [line for line in metrics.read_text().splitlines()
