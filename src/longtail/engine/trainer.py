@@ -140,6 +140,7 @@ class Trainer:
             step_module = DistributedDataParallel(self.method, broadcast_buffers=False)
         writer = _tensorboard(self.run_dir) if runtime.is_main else None
         test_stream = self.experiment.test_stream()
+        schedule = OmegaConf.to_container(config.schedule)  # read once, not on every step
         report = None
         for epoch in range(self.start_epoch, train.epochs):
             started = time.perf_counter()
@@ -154,8 +155,7 @@ class Trainer:
             for step, batch_list in enumerate(zip(*streams.values())):
                 if step == steps:
                     break
-                factor = lr_factor(epoch=epoch, progress=step / steps, epochs=train.epochs,
-                                   **OmegaConf.to_container(config.schedule))
+                factor = lr_factor(epoch=epoch, progress=step / steps, epochs=train.epochs, **schedule)
                 for group in self.optimizer.param_groups:
                     group["lr"] = config.optim.lr * factor
                 batches = {name: batch.to(runtime.device, train.channels_last)
