@@ -4,7 +4,8 @@
 
 Three figures, each for the config's precision and memory format:
 
-- ``augment``: per-image cost of each view pipeline, one process (what a worker pays);
+- ``augment``: cost per image of each view pipeline, per-image (PIL, what a worker pays) and
+  batched (uint8 tensors in the training process, what the in-memory stream pays);
 - ``step``: one PaCo step (query forward + backward, momentum update, key forward, loss, SGD)
   against one cross-entropy step of the same backbone on the same batch, data already in memory;
 - ``end_to_end``: the real two-view stream (DataLoader workers for per-image pipelines) feeding
@@ -43,14 +44,19 @@ def _seconds_per_call(fn: Callable[[], Any], repeats: int, warmup: int = 3) -> f
     return (time.perf_counter() - started) / repeats
 
 
-def augment_costs(experiment: Experiment, images: int = 256) -> dict[str, float]:
-    """Microseconds per image of every view pipeline of the method, PIL per-image form."""
+def augment_costs(experiment: Experiment, images: int = 256) -> dict[str, dict[str, float]]:
+    """Microseconds per image of every view pipeline of the method, per-image and batched."""
     pictures = [Image.fromarray(experiment.train.images[i]) for i in range(images)]
+    batch = torch.from_numpy(experiment.train.images[: experiment.config.train.batch_size])
+    generator = torch.Generator().manual_seed(0)
     costs = {}
     for spec in experiment.method.streams()["main"].views:
-        pipeline = experiment.transform(spec).per_image
-        seconds = _seconds_per_call(lambda p=pipeline: [p(x) for x in pictures], 2, warmup=1)
-        costs[str(plain(spec))] = 1e6 * seconds / images
+        pipeline = experiment.transform(spec)
+        seconds = _seconds_per_call(lambda p=pipeline.per_image: [p(x) for x in pictures], 2, warmup=1)
+        costs[str(plain(spec))] = {"per_image": 1e6 * seconds / images}
+        if pipeline.batched is not None:
+            seconds = _seconds_per_call(lambda p=pipeline.batched: p(batch, generator), 20)
+            costs[str(plain(spec))]["batched"] = 1e6 * seconds / len(batch)
     return costs
 
 

@@ -1,4 +1,5 @@
-"""Augmentation: the batched crop + flip is a real random crop of the padded image."""
+"""Augmentation pipelines: the batched crop + flip is a real random crop of the padded image,
+and every named pipeline has its per-image and (for CIFAR) batched forms."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import torch
 from PIL import Image
 
 from longtail.data import TRANSFORMS
-from longtail.data.transforms import BatchRandomCropFlip, Cutout, Normalize
+from longtail.data.batch_transforms import BatchPipeline, Cutout, Normalize, RandomCropFlip
+from longtail.data.transforms import OneImage
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
 
@@ -19,7 +21,7 @@ def random_images(n=64, size=8, seed=0):
 
 def test_normalize_matches_formula():
     images = random_images(2)
-    out = Normalize(MEAN, STD)(images)
+    out = BatchPipeline([], MEAN, STD)(images)
     mean, std = torch.tensor(MEAN)[:, None, None], torch.tensor(STD)[:, None, None]
     expected = (images.permute(0, 3, 1, 2).float() / 255 - mean) / std
     torch.testing.assert_close(out, expected)
@@ -27,8 +29,9 @@ def test_normalize_matches_formula():
 
 def test_crop_flip_outputs_are_crops_of_the_padded_image():
     images, padding = random_images(), 2
-    out = BatchRandomCropFlip(MEAN, STD, padding)(images, torch.Generator().manual_seed(1))
-    plain = Normalize(MEAN, STD)(torch.nn.functional.pad(images, (0, 0, padding, padding, padding, padding)))
+    out = BatchPipeline([RandomCropFlip(padding)], MEAN, STD)(images, torch.Generator().manual_seed(1))
+    padded = torch.nn.functional.pad(images, (0, 0, padding, padding, padding, padding))
+    plain = Normalize(MEAN, STD)(padded.permute(0, 3, 1, 2))
     flips, offsets = 0, set()
     for i in range(len(images)):
         matches = [(dy, dx, f) for dy in range(2 * padding + 1) for dx in range(2 * padding + 1)
@@ -43,14 +46,14 @@ def test_crop_flip_outputs_are_crops_of_the_padded_image():
 
 def test_crop_flip_without_padding_or_flip_is_identity():
     images = random_images(4)
-    out = BatchRandomCropFlip(MEAN, STD, padding=0, flip=False)(images, torch.Generator())
-    torch.testing.assert_close(out, Normalize(MEAN, STD)(images))
+    out = BatchPipeline([RandomCropFlip(padding=0, flip=False)], MEAN, STD)(images, torch.Generator())
+    torch.testing.assert_close(out, BatchPipeline([], MEAN, STD)(images))
 
 
 def test_cutout_zeroes_one_square():
     torch.manual_seed(0)
     image = torch.ones(3, 32, 32)
-    holes = [(Cutout(16)(image) == 0).all(0).sum().item() for _ in range(50)]
+    holes = [(OneImage(Cutout(16))(image) == 0).all(0).sum().item() for _ in range(50)]
     assert max(holes) == 256 and min(holes) >= 64  # a full 16x16 hole, or clipped at a border
     assert image.eq(1).all()  # the input is untouched
 
@@ -61,5 +64,8 @@ def test_per_image_pipelines_give_normalised_tensors():
         pipeline = TRANSFORMS.build(name, mean=MEAN, std=STD, image_size=32)
         out = pipeline.per_image(picture)
         assert out.shape == (3, 32, 32) and out.dtype == torch.float32, name
-    assert TRANSFORMS.build("crop_flip", mean=MEAN, std=STD, image_size=32).batched is not None
-    assert TRANSFORMS.build("simaugment", mean=MEAN, std=STD, image_size=32).batched is None
+    for name in ("crop_flip", "autoaugment_cutout", "simaugment", "none"):
+        batched = TRANSFORMS.build(name, mean=MEAN, std=STD, image_size=32).batched
+        out = batched(random_images(8, 32), torch.Generator().manual_seed(0))
+        assert out.shape == (8, 3, 32, 32) and out.dtype == torch.float32, name
+    assert TRANSFORMS.build("randaugment", mean=MEAN, std=STD, image_size=32).batched is None

@@ -2,9 +2,9 @@
 
 Each :class:`Pipeline` has a per-image form (torchvision transforms on a PIL image, run in
 DataLoader workers) and, where one exists, a batched form on uint8 tensors that runs in the
-training process. The standard CIFAR augmentation (random crop with zero padding + horizontal
-flip) has the batched form: it costs ~20 µs an image instead of ~70 µs of PIL work, and needs
-no worker processes competing with the model for the CPU.
+training process (:mod:`.batch_transforms`). The CIFAR pipelines have batched forms: the crop +
+flip costs ~20 µs an image instead of ~70 µs of PIL work, and no worker processes compete with
+the model for the CPU.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from PIL import Image, ImageFilter
 from torchvision.transforms import v2
 
 from ..registry import Registry
+from . import batch_transforms as batch
 
 TRANSFORMS = Registry("transform")
 
@@ -32,61 +33,7 @@ class Pipeline:
     batched: Batched | None = None
 
 
-class Normalize:
-    """uint8 NHWC batch -> normalised float NCHW (channels_last memory, no copy of layout)."""
-
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
-        self.scale = 1.0 / (255.0 * torch.tensor(std))
-        self.shift = -torch.tensor(mean) / torch.tensor(std)
-
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return (images.float() * self.scale + self.shift).permute(0, 3, 1, 2)
-
-
-class BatchRandomCropFlip:
-    """Random crop after zero padding, and a horizontal flip with p 0.5, for a whole batch.
-
-    One gather does both: every output pixel reads its source row and column, and a flip
-    just reverses the columns read.
-    """
-
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], padding: int, flip: bool = True):
-        self.padding = padding
-        self.flip = flip
-        self.normalize = Normalize(mean, std)
-
-    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        b, h, w, _ = images.shape
-        p = self.padding
-        padded = torch.nn.functional.pad(images, (0, 0, p, p, p, p))
-        top = torch.randint(0, 2 * p + 1, (b, 1), generator=generator)
-        left = torch.randint(0, 2 * p + 1, (b, 1), generator=generator)
-        rows = top + torch.arange(h)
-        columns = torch.arange(w).expand(b, w)
-        if self.flip:
-            flipped = torch.rand(b, 1, generator=generator) < 0.5
-            columns = torch.where(flipped, columns.flip(1), columns)
-        columns = left + columns
-        crops = padded[torch.arange(b)[:, None, None], rows[:, :, None], columns[:, None, :]]
-        return self.normalize(crops)
-
-
-class Cutout:
-    """Zero one ``length`` x ``length`` square (clipped at the border) at a uniform centre."""
-
-    def __init__(self, length: int = 16) -> None:
-        self.length = length
-
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        _, h, w = image.shape
-        y, x = int(torch.randint(h, ())), int(torch.randint(w, ()))
-        half = self.length // 2
-        image = image.clone()
-        image[:, max(0, y - half) : min(h, y + half), max(0, x - half) : min(w, x + half)] = 0
-        return image
-
-
-class GaussianBlur:
+class PILGaussianBlur:
     """PIL's Gaussian blur with sigma (in pixels) uniform in ``sigma``, as the MoCo v2 and PaCo
     code blur; ~20x cheaper per image than torchvision's convolution on a tensor."""
 
@@ -96,6 +43,16 @@ class GaussianBlur:
     def __call__(self, image: Image.Image) -> Image.Image:
         radius = float(torch.empty(()).uniform_(*self.sigma))
         return image.filter(ImageFilter.GaussianBlur(radius=radius))
+
+
+class OneImage:
+    """A batched step on one ``(C, H, W)`` image, drawing from the global RNG (worker-seeded)."""
+
+    def __init__(self, step: batch.Step) -> None:
+        self.step = step
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        return self.step(image[None], None)[0]
 
 
 def _finish(mean, std) -> list:
@@ -108,13 +65,14 @@ def crop_flip(mean, std, image_size: int, padding: int | None = None, flip: bool
     padding = image_size // 8 if padding is None else padding
     steps = [v2.RandomCrop(image_size, padding=padding)]
     steps += [v2.RandomHorizontalFlip()] if flip else []
-    return Pipeline(v2.Compose(steps + _finish(mean, std)), BatchRandomCropFlip(mean, std, padding, flip))
+    return Pipeline(v2.Compose(steps + _finish(mean, std)),
+                    batch.BatchPipeline([batch.RandomCropFlip(padding, flip)], mean, std))
 
 
 @TRANSFORMS.register("none")
 def no_augmentation(mean, std) -> Pipeline:
     """Only normalisation (CIFAR-sized test images)."""
-    return Pipeline(v2.Compose(_finish(mean, std)), Normalize(mean, std))
+    return Pipeline(v2.Compose(_finish(mean, std)), batch.BatchPipeline([], mean, std))
 
 
 @TRANSFORMS.register("autoaugment_cutout")
@@ -126,9 +84,10 @@ def autoaugment_cutout(mean, std, image_size: int, cutout: int = 16) -> Pipeline
         v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10),
         v2.PILToTensor(),
         v2.ToDtype(torch.float32, scale=True),
-        Cutout(cutout),
+        OneImage(batch.Cutout(cutout)),
         v2.Normalize(mean, std),
-    ]))
+    ]), batch.BatchPipeline([batch.RandomCropFlip(image_size // 8), batch.AutoAugment("cifar10"),
+                             batch.Cutout(cutout)], mean, std))
 
 
 @TRANSFORMS.register("simaugment")
@@ -140,9 +99,15 @@ def simaugment(mean, std, image_size: int, min_scale: float = 0.2, blur: bool = 
         v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
         v2.RandomGrayscale(p=0.2),
     ]
+    batched = [
+        batch.RandomResizedCrop(image_size, scale=(min_scale, 1.0), flip=True),
+        batch.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8),
+        batch.RandomGrayscale(p=0.2),
+    ]
     if blur:
-        steps.append(v2.RandomApply([GaussianBlur((0.1, 2.0))], p=0.5))
-    return Pipeline(v2.Compose(steps + _finish(mean, std)))
+        steps.append(v2.RandomApply([PILGaussianBlur((0.1, 2.0))], p=0.5))
+        batched.append(batch.GaussianBlur((0.1, 2.0), p=0.5))
+    return Pipeline(v2.Compose(steps + _finish(mean, std)), batch.BatchPipeline(batched, mean, std))
 
 
 @TRANSFORMS.register("randaugment")
@@ -164,7 +129,7 @@ def resized_crop_flip(mean, std, image_size: int, min_scale: float = 0.08) -> Pi
         v2.RandomResizedCrop(image_size, scale=(min_scale, 1.0), antialias=True),
         v2.RandomHorizontalFlip(),
         *_finish(mean, std),
-    ]))
+    ]), batch.BatchPipeline([batch.RandomResizedCrop(image_size, (min_scale, 1.0), flip=True)], mean, std))
 
 
 @TRANSFORMS.register("resize_center_crop")
