@@ -26,6 +26,8 @@ def test_report_on_a_hand_made_case():
     assert (report["many"], report["medium"], report["few"]) == pytest.approx((50.0, 100.0, 0.0))
     assert report["confusion"] == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
     assert report["many_classes"] == report["medium_classes"] == report["few_classes"] == 1
+    assert report["train_counts"] == [150, 50, 5]
+    assert (report["many_threshold"], report["few_threshold"]) == (100, 20)
 
 
 def test_empty_group_is_none():

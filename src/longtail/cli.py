@@ -1,4 +1,4 @@
-"""The ``longtail`` command: train, eval, study, datasets and demo."""
+"""The ``longtail`` command: train, eval, study, datasets, demo, plot and record."""
 
 from __future__ import annotations
 
@@ -129,6 +129,18 @@ def _record(args: argparse.Namespace) -> None:
         print(f"updated the results table in {args.readme}")
 
 
+def _plot(args: argparse.Namespace) -> None:
+    from .analysis.plots import load_report, plot_comparison
+
+    targets = [Path(target) for target in args.targets]
+    labels = args.labels or [t.name if t.is_dir() else t.parent.name for t in targets]
+    if len(labels) != len(targets):
+        raise ValueError(f"--labels gives {len(labels)} names for {len(targets)} runs; give one per run")
+    reports = {label: load_report(target) for label, target in zip(labels, targets)}
+    plot_comparison(reports, Path(args.output), args.title, args.window)
+    print(f"written to {args.output}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="longtail", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -180,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="train on long-tailed digits and compare methods")
     demo.add_argument("overrides", nargs="*", help="key=value overrides for every demo run")
     demo.set_defaults(run=_demo)
+    plot = commands.add_parser(
+        "plot", help="compare runs: per-class accuracy along the tail, and many/medium/few")
+    plot.add_argument("targets", nargs="+", help="run directories or eval*.json reports")
+    plot.add_argument("--labels", nargs="+", help="one name per run (default: the directory names)")
+    plot.add_argument("--output", default="comparison.png", help="the figure (png, pdf or svg)")
+    plot.add_argument("--title", default="")
+    plot.add_argument("--window", type=int, default=5, help="classes averaged per point")
+    plot.set_defaults(run=_plot)
     recorder = commands.add_parser("record", help="copy a finished run's text files into results/")
     recorder.add_argument("run_dir")
     recorder.add_argument("destination", help="e.g. results/cifar100_lt/ce_ir100")

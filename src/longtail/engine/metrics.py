@@ -51,6 +51,8 @@ def classification_report(logits: torch.Tensor, targets: torch.Tensor, train_cou
     report["ece"] = 100 * expected_calibration_error(logits.softmax(1), targets)
     report["num_test"] = len(targets)
     report["per_class"] = (100 * per_class).tolist()
+    report["train_counts"] = [int(n) for n in train_counts]
+    report["many_threshold"], report["few_threshold"] = many_threshold, few_threshold
     report["confusion"] = confusion.tolist()
     return report
 
