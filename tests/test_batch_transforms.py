@@ -15,6 +15,7 @@ from longtail.data.batch_transforms import (
     ColorJitter,
     Cutout,
     GaussianBlur,
+    RandAugment,
     RandomGrayscale,
     RandomResizedCrop,
     adjust_brightness,
@@ -178,3 +179,25 @@ def test_autoaugment_draws_sub_policies_and_operations_at_their_rates():
     probabilities = torch.tensor([[op[1] for op in sub] for sub in augment.policies])
     expected = probabilities.mean(0)
     assert (applied.float().mean(0) - expected).abs().max() < 0.01  # sd about 0.003
+
+
+def test_randaugment_matches_torchvision_operations_image_by_image():
+    augment, images = RandAugment(num_ops=2, magnitude=10), uint8_images(200)
+    drawn, negated = augment.draw(200, generator(7))
+    out = augment(images, generator(7))
+    for i in range(200):
+        expected = images[i : i + 1]
+        for stage in range(2):
+            name, magnitude_bin = augment.operations[stage][drawn[i, stage]]
+            expected = augment.operation(expected, name, magnitude_bin, bool(negated[i, stage]))
+        assert torch.equal(out[i], expected[0]), i
+    identity = [i for i in range(200) if all(augment.operations[0][drawn[i, s]][0] == "Identity" for s in range(2))]
+    assert all(torch.equal(out[i], images[i]) for i in identity)
+
+
+def test_randaugment_draws_operations_uniformly():
+    augment = RandAugment(num_ops=2)
+    drawn, negated = augment.draw(14000, generator(0))
+    counts = torch.bincount(drawn.flatten(), minlength=14).float()
+    assert float(((counts - 2000) ** 2 / 2000).sum()) < 34.5  # 13 degrees of freedom, p = 0.001
+    assert abs(float(negated.float().mean()) - 0.5) < 0.02

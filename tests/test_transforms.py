@@ -64,8 +64,8 @@ def test_per_image_pipelines_give_normalised_tensors():
         pipeline = TRANSFORMS.build(name, mean=MEAN, std=STD, image_size=32)
         out = pipeline.per_image(picture)
         assert out.shape == (3, 32, 32) and out.dtype == torch.float32, name
-    for name in ("crop_flip", "autoaugment_cutout", "simaugment", "none"):
+    for name in ("crop_flip", "autoaugment_cutout", "simaugment", "randaugment", "resized_crop_flip", "none"):
         batched = TRANSFORMS.build(name, mean=MEAN, std=STD, image_size=32).batched
         out = batched(random_images(8, 32), torch.Generator().manual_seed(0))
         assert out.shape == (8, 3, 32, 32) and out.dtype == torch.float32, name
-    assert TRANSFORMS.build("randaugment", mean=MEAN, std=STD, image_size=32).batched is None
+    assert TRANSFORMS.build("resize_center_crop", mean=MEAN, std=STD, image_size=32).batched is None

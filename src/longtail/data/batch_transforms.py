@@ -288,20 +288,61 @@ class Cutout:
         return images.masked_fill(rows[:, None, :, None] & columns[:, None, None, :], 0)
 
 
-class AutoAugment:
-    """torchvision's ``AutoAugment(policy)`` drawn per image: a sub-policy, whether each of its
-    two operations applies, and the sign of signed magnitudes. In each of the two stages, the
-    images that drew the same operation, magnitude and sign go through torchvision's operation
-    together (sub-policies share operations, so there are fewer groups than sub-policies).
+class _GroupedOperations:
+    """Augmentations made of stages of torchvision's AutoAugment-family operations: every image
+    draws, per stage, an operation (or none) and a sign for signed magnitudes; the images that
+    drew the same operation and sign go through torchvision's operation together.
 
-    The policy table and the operations are torchvision's own (of a ``v2.AutoAugment``), so the
-    two paths cannot drift apart; the tests pin them against torchvision image by image.
+    The operation tables and the operations are those of a torchvision transform (``reference``),
+    so the per-image and batched paths cannot drift apart; the tests pin them against torchvision
+    image by image.
     """
+
+    reference: v2.AutoAugment | v2.RandAugment
+    bins: int  # magnitude bins of the operation table
+    operations: list[list[tuple[str, int | None]]]  # per stage: (name, magnitude bin) pairs
+
+    def draw(self, n: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(n, stages)`` indices into each stage's ``operations`` (-1: none) and signs."""
+        raise NotImplementedError
+
+    def operation(self, images: torch.Tensor, name: str, magnitude_bin: int | None,
+                  negated: bool) -> torch.Tensor:
+        """One operation on a batch, through torchvision."""
+        magnitudes, signed = self.reference._AUGMENTATION_SPACE[name]
+        magnitude = 0.0
+        values = magnitudes(self.bins, images.shape[-2], images.shape[-1])
+        if values is not None:
+            magnitude = float(values[magnitude_bin]) * (-1 if signed and negated else 1)
+        return self.reference._apply_image_or_video_transform(
+            images, name, magnitude, interpolation=self.reference.interpolation, fill=self.reference._fill)
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        drawn, negated = self.draw(len(images), generator)
+        images = images.clone(memory_format=torch.contiguous_format)
+        for stage, operations in enumerate(self.operations):
+            for index, (name, magnitude_bin) in enumerate(operations):
+                signed = self.reference._AUGMENTATION_SPACE[name][1]
+                for sign in (False, True) if signed else (False,):
+                    chosen = drawn[:, stage] == index
+                    if signed:
+                        chosen &= negated[:, stage] == sign
+                    chosen = chosen.nonzero().squeeze(1)
+                    if len(chosen):
+                        images[chosen] = self.operation(images[chosen], name, magnitude_bin, sign)
+        return images
+
+
+class AutoAugment(_GroupedOperations):
+    """torchvision's ``AutoAugment(policy)``: each image draws a sub-policy, whether each of its
+    two operations applies, and signs. Sub-policies share operations, so a stage has fewer
+    groups than sub-policies."""
+
+    bins = 10
 
     def __init__(self, policy: str = "cifar10") -> None:
         self.reference = v2.AutoAugment(v2.AutoAugmentPolicy(policy))
         self.policies = self.reference._policies
-        # Per stage: the distinct (operation, magnitude index) pairs, and each sub-policy's pair.
         self.operations = [sorted({sub[stage][::2] for sub in self.policies}, key=str) for stage in range(2)]
         self.operation_of = [torch.tensor([ops.index(sub[stage][::2]) for sub in self.policies])
                              for stage, ops in enumerate(self.operations)]
@@ -314,29 +355,23 @@ class AutoAugment:
         negated = torch.rand(n, 2, generator=generator) <= 0.5
         return policy, applied, negated
 
-    def operation(self, images: torch.Tensor, name: str, magnitude_index: int | None,
-                  negated: bool) -> torch.Tensor:
-        """One AutoAugment operation on a batch, through torchvision."""
-        magnitudes, signed = self.reference._AUGMENTATION_SPACE[name]
-        magnitude = 0.0
-        values = magnitudes(10, images.shape[-2], images.shape[-1])
-        if values is not None:
-            magnitude = float(values[magnitude_index]) * (-1 if signed and negated else 1)
-        return self.reference._apply_image_or_video_transform(
-            images, name, magnitude, interpolation=self.reference.interpolation, fill=self.reference._fill)
+    def draw(self, n: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        policy, applied, negated = self.sample(n, generator)
+        drawn = torch.stack([of[policy] for of in self.operation_of], 1)
+        return drawn.masked_fill(~applied, -1), negated
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        policy, applied, negated = self.sample(len(images), generator)
-        images = images.clone(memory_format=torch.contiguous_format)
-        for stage in range(2):
-            drawn = self.operation_of[stage][policy].masked_fill(~applied[:, stage], -1)
-            for index, (name, magnitude_index) in enumerate(self.operations[stage]):
-                signed = self.reference._AUGMENTATION_SPACE[name][1]
-                for sign in (False, True) if signed else (False,):
-                    chosen = drawn == index
-                    if signed:
-                        chosen &= negated[:, stage] == sign
-                    chosen = chosen.nonzero().squeeze(1)
-                    if len(chosen):
-                        images[chosen] = self.operation(images[chosen], name, magnitude_index, sign)
-        return images
+
+class RandAugment(_GroupedOperations):
+    """torchvision's ``RandAugment(num_ops, magnitude)``: each image draws ``num_ops``
+    operations uniformly (with replacement) and signs; the magnitude is fixed."""
+
+    def __init__(self, num_ops: int = 2, magnitude: int = 9, bins: int = 31) -> None:
+        self.reference = v2.RandAugment(num_ops=num_ops, magnitude=magnitude, num_magnitude_bins=bins)
+        self.bins = bins
+        names = list(self.reference._AUGMENTATION_SPACE)
+        self.operations = [[(name, magnitude) for name in names]] * num_ops
+
+    def draw(self, n: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        stages = len(self.operations)
+        drawn = torch.randint(len(self.operations[0]), (n, stages), generator=generator)
+        return drawn, torch.rand(n, stages, generator=generator) <= 0.5

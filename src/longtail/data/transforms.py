@@ -119,7 +119,8 @@ def randaugment(mean, std, image_size: int, num_ops: int = 2, magnitude: int = 1
         v2.RandomHorizontalFlip(),
         v2.RandAugment(num_ops=num_ops, magnitude=magnitude),
         *_finish(mean, std),
-    ]))
+    ]), batch.BatchPipeline([batch.RandomResizedCrop(image_size, (min_scale, 1.0), flip=True),
+                             batch.RandAugment(num_ops, magnitude)], mean, std))
 
 
 @TRANSFORMS.register("resized_crop_flip")
