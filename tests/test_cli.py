@@ -65,6 +65,7 @@ def test_train_eval_record(tiny_npz, tmp_path, capsys):
     assert main(["eval", str(run)]) == 0
     assert json.loads((run / "eval.json").read_text())["per_class"] == trained["per_class"]
     assert "top-1" in capsys.readouterr().out
+    assert main(["eval", str(run), "--logit-adjust", "1"]) == 0
 
     results = tmp_path / "results"
     (results).mkdir()
@@ -74,5 +75,6 @@ def test_train_eval_record(tiny_npz, tmp_path, capsys):
                       "|---|---|---|---|---|---|---|---|\nRESULTS_TABLE\n\nafter\n")
     assert main(["record", str(run), str(results / "tiny_lt" / "ce"), "--readme", str(readme)]) == 0
     assert not list((results / "tiny_lt" / "ce").glob("*.pt"))
+    assert (results / "tiny_lt" / "ce" / "eval_logitadjust1.json").exists()
     text = readme.read_text()
     assert f"| tiny_lt | ce | 12.50 | {trained['top1']:.2f} |" in text and text.endswith("after\n")

@@ -13,11 +13,13 @@ TABLE_MARK = "RESULTS_TABLE"
 
 
 def record(run_dir: Path, destination: Path) -> list[str]:
-    """Copy a finished run's text files (never checkpoints) into ``destination``."""
+    """Copy a finished run's text files (never checkpoints) into ``destination``, including the
+    variant reports ``longtail eval`` wrote (``eval_<variant>.json``: one BBN branch, post-hoc)."""
     if not (run_dir / "eval.json").exists():
         raise FileNotFoundError(f"{run_dir} has no eval.json: the run has not finished")
     destination.mkdir(parents=True, exist_ok=True)
     copied = [name for name in RECORDED if (run_dir / name).exists()]
+    copied += sorted(path.name for path in run_dir.glob("eval_*.json"))
     for name in copied:
         shutil.copy2(run_dir / name, destination / name)
     return copied
