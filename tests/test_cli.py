@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import yaml
 from PIL import Image
 
 from conftest import tiny_config
-from longtail.cli import main
+from longtail.cli import main, parse_args
 
 
 def test_datasets_lists_classes_and_total(capsys):
@@ -78,3 +79,20 @@ def test_train_eval_record(tiny_npz, tmp_path, capsys):
     assert (results / "tiny_lt" / "ce" / "eval_logitadjust1.json").exists()
     text = readme.read_text()
     assert f"| tiny_lt | ce | 12.50 | {trained['top1']:.2f} |" in text and text.endswith("after\n")
+
+
+def test_overrides_may_follow_the_options():
+    args = parse_args(["train", "c.yaml", "a.b=1", "--data-root", "D", "train.epochs=100", "--resume", "x=2"])
+    assert args.overrides == ["a.b=1", "train.epochs=100", "x=2"]
+    assert args.data_root == "D" and args.resume
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "c.yaml", "--bogus"],  # an unknown option
+    ["train", "c.yaml", "--data-root", "D", "stray"],  # a stray word, not key=value
+    ["eval", "run", "train.epochs=1"],  # eval takes no overrides
+])
+def test_unrecognized_arguments_are_refused(argv, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(argv)
+    assert "unrecognized arguments" in capsys.readouterr().err

@@ -208,8 +208,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse a command line; ``key=value`` overrides may also come after the options
+    (``train CONFIG --data-root DIR train.epochs=10``), which argparse alone refuses."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    overrides = [arg for arg in extra if "=" in arg and not arg.startswith("-")]
+    if extra != overrides or (overrides and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if overrides:
+        args.overrides += overrides
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         args.run(args)
     except (ConfigError, DatasetNotFound, FileNotFoundError, FileExistsError, ValueError, OSError) as error:
