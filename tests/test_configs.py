@@ -17,7 +17,8 @@ RECIPES = sorted(p for p in CONFIGS.rglob("*.yaml")
                  if p.parent not in (CONFIGS, CONFIGS / "methods") and p.name != "base.yaml"
                  and not p.stem.endswith("recipe"))
 STAGE2_MODELS = {"frozen_features", "lws"}  # need a finished stage-1 run to build
-NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet_lt": 1000, "places_lt": 365, "inat2018": 8142}
+NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet_lt": 1000, "places_lt": 365, "inat2017": 5089,
+               "inat2018": 8142}
 TABLE1 = ["ce", "focal", "mixup", "manifold_mixup", "manifold_mixup_two_samplers", "ce_drw",
           "ce_drs", "ldam", "ldam_drw", "cb_focal", "logit_adjusted", "balanced_softmax", "bbn"]
 
