@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision
 
 from longtail.config import load_config, plain
 from longtail.methods import METHODS
@@ -37,11 +38,16 @@ def test_config_builds(path):
     if config.method.name == "linear_probe":
         assert config.method.checkpoint, "a linear probe names its stage-1 run"
         return
+    model_spec = plain(config.model)
+    weights = model_spec.get("backbone_options", {}).pop("weights", None)
+    if weights is not None:  # a real torchvision weights name; not downloaded here
+        backbone = model_spec["name"].removeprefix("moco_").removeprefix("bbn_")
+        assert weights in torchvision.models.get_model_weights(backbone).__members__
     num_classes = NUM_CLASSES[_source_name(config)]
     counts = np.maximum(1, (500 * 0.01 ** (np.arange(num_classes) / (num_classes - 1))).astype(int))
     large = num_classes >= 365  # build ResNet-50 models on the meta device: shapes only, no memory
     with torch.device("meta" if large else "cpu"):
-        method = METHODS.build(plain(config.method), model_spec=plain(config.model), num_classes=num_classes,
+        method = METHODS.build(plain(config.method), model_spec=model_spec, num_classes=num_classes,
                                class_counts=counts, epochs=config.train.epochs)
     assert method.streams()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torchvision
 from torch import nn
 
 from longtail.models import MODELS, create
@@ -43,6 +44,35 @@ def test_torchvision_backbone_builds():
     model = create("resnet18", num_classes=7)
     assert model(torch.randn(1, 3, 64, 64)).shape == (1, 7)
     assert model.backbone.out_features == 512
+
+
+@pytest.mark.parametrize("name", ["resnet18", "bbn_resnet18", "moco_resnet18"])
+def test_pretrained_weights_reach_torchvision(name, monkeypatch):
+    """Every model family passes ``backbone_options`` on; no download here: torchvision's
+    constructor is replaced by one that records the weights and loads a known state."""
+    reference = torchvision.models.resnet18(weights=None)
+    requested = []
+
+    def pretrained_resnet18(weights=None):
+        requested.append(weights)
+        net = torchvision.models.resnet.ResNet(torchvision.models.resnet.BasicBlock, [2, 2, 2, 2])
+        net.load_state_dict(reference.state_dict())
+        return net
+
+    monkeypatch.setattr(torchvision.models, "resnet18", pretrained_resnet18)
+    model = create(name, num_classes=5, backbone_options={"weights": "IMAGENET1K_V1"})
+    assert requested == ["IMAGENET1K_V1"]
+    first_conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    assert torch.equal(first_conv.weight, reference.conv1.weight)
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("resnet18", "unknown weights 'NOPE'"),  # not a torchvision weights name
+    ("resnet32", "has no option 'weights'"),  # CIFAR ResNets have no pretrained weights
+])
+def test_bad_weights_get_a_clear_error(name, message):
+    with pytest.raises(ConfigError, match=message):
+        create(name, num_classes=5, backbone_options={"weights": "NOPE"})
 
 
 def test_unknown_model_lists_choices():

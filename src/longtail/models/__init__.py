@@ -9,7 +9,7 @@ from torch import nn
 
 from ..registry import Registry
 from . import bbn, moco
-from .backbones import BACKBONES, FeatureExtractor
+from .backbones import BACKBONES, FeatureExtractor, build_backbone
 from .bbn import BilateralBranchNetwork
 from .classifier import ImageClassifier
 from .heads import HEADS
@@ -24,8 +24,8 @@ def create(name: str, num_classes: int, **options: Any) -> nn.Module:
 
 
 def _classifier_factory(backbone: str) -> Callable[..., ImageClassifier]:
-    def build(num_classes: int, head: str = "linear") -> ImageClassifier:
-        features = BACKBONES.build(backbone)
+    def build(num_classes: int, head: str = "linear", backbone_options: dict | None = None) -> ImageClassifier:
+        features = build_backbone(backbone, backbone_options)
         return ImageClassifier(
             features, HEADS.build(head, in_features=features.out_features, num_classes=num_classes)
         )

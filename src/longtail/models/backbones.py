@@ -14,9 +14,15 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from ..registry import Registry
+from ..registry import ConfigError, Registry
 
 BACKBONES = Registry("backbone")
+
+
+def build_backbone(name: str, options: dict | None = None) -> FeatureExtractor:
+    """A registered backbone with its options, e.g. ``{"weights": "IMAGENET1K_V1"}``: the
+    ``backbone`` option of every model built on one."""
+    return BACKBONES.build({"name": name, **(options or {})})
 
 
 class FeatureExtractor(nn.Module):
@@ -139,9 +145,17 @@ def _reset(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def torchvision_resnet(arch: str) -> FeatureExtractor:
-    """A torchvision ResNet (random init) without its fc layer; last block = layer4[-1]."""
-    net = getattr(torchvision.models, arch)(weights=None)
+def torchvision_resnet(arch: str, weights: str | None = None) -> FeatureExtractor:
+    """A torchvision ResNet without its fc layer; last block = layer4[-1].
+
+    ``weights`` names torchvision pretrained weights (e.g. ``"IMAGENET1K_V1"``, ``"DEFAULT"``),
+    downloaded into torchvision's cache on first use; ``None`` is a random initialisation.
+    """
+    try:
+        net = getattr(torchvision.models, arch)(weights=weights)
+    except (ValueError, KeyError) as error:
+        raise ConfigError(f"backbone {arch}: unknown weights {weights!r}; use a name of "
+                          f"torchvision.models.get_model_weights({arch!r}), e.g. 'DEFAULT'") from error
     trunk = nn.Sequential(
         net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3,
         net.layer4[:-1],
@@ -149,11 +163,11 @@ def torchvision_resnet(arch: str) -> FeatureExtractor:
     return FeatureExtractor(trunk, net.layer4[-1], net.fc.in_features, _reset)
 
 
-def _torchvision_factory(arch: str) -> Callable[[], FeatureExtractor]:
-    def build() -> FeatureExtractor:
-        return torchvision_resnet(arch)
+def _torchvision_factory(arch: str) -> Callable[..., FeatureExtractor]:
+    def build(weights: str | None = None) -> FeatureExtractor:
+        return torchvision_resnet(arch, weights)
 
-    build.__doc__ = f"torchvision {arch}, randomly initialised, without its fc layer."
+    build.__doc__ = f"torchvision {arch} without its fc layer; ``weights``: pretrained weights name."
     return build
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .backbones import BACKBONES, FeatureExtractor
+from .backbones import BACKBONES, FeatureExtractor, build_backbone
 
 BRANCHES = ("conventional", "rebalancing")
 
@@ -45,8 +45,8 @@ class BilateralBranchNetwork(nn.Module):
 
 
 def _bbn_factory(backbone: str) -> Callable[..., BilateralBranchNetwork]:
-    def build(num_classes: int) -> BilateralBranchNetwork:
-        return BilateralBranchNetwork(BACKBONES.build(backbone), num_classes)
+    def build(num_classes: int, backbone_options: dict | None = None) -> BilateralBranchNetwork:
+        return BilateralBranchNetwork(build_backbone(backbone, backbone_options), num_classes)
 
     build.__doc__ = f"BBN on {backbone}: shared trunk, two copies of its last block, one classifier."
     return build

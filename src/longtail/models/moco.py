@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbones import BACKBONES, FeatureExtractor
+from .backbones import BACKBONES, FeatureExtractor, build_backbone
 
 
 class ProjectionHead(nn.Sequential):
@@ -115,8 +115,8 @@ class MoCo(nn.Module):
 
 def _moco_factory(backbone: str) -> Callable[..., MoCo]:
     def build(num_classes: int, dim: int = 128, queue_size: int = 8192,
-              momentum: float = 0.999) -> MoCo:
-        return MoCo(BACKBONES.build(backbone), num_classes, dim, queue_size, momentum)
+              momentum: float = 0.999, backbone_options: dict | None = None) -> MoCo:
+        return MoCo(build_backbone(backbone, backbone_options), num_classes, dim, queue_size, momentum)
 
     build.__doc__ = f"MoCo on {backbone}: classifier, projection head, key encoder, queue."
     return build
