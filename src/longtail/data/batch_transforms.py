@@ -30,6 +30,11 @@ def _as_float(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(255) if images.dtype == torch.uint8 else images
 
 
+def _float_copy(images: torch.Tensor) -> torch.Tensor:
+    """A float copy in [0, 1] that a step may write in place (one copy, not two, from uint8)."""
+    return images.float().div_(255) if images.dtype == torch.uint8 else images.clone()
+
+
 def _per_image(values: torch.Tensor) -> torch.Tensor:
     return values.view(-1, 1, 1, 1)
 
@@ -205,7 +210,7 @@ class ColorJitter:
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         applied, factors, order = self.sample(len(images), generator)
-        images = _as_float(images).clone()
+        images = _float_copy(images)
         for position in range(4):
             for op, adjust in enumerate(self.adjustments):
                 chosen = (applied & (order[:, position] == op)).nonzero().squeeze(1)
@@ -222,7 +227,7 @@ class RandomGrayscale:
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         chosen = (torch.rand(len(images), generator=generator) < self.p).nonzero().squeeze(1)
-        images = _as_float(images).clone()
+        images = _float_copy(images)
         images[chosen] = _grayscale(images[chosen]).expand(-1, 3, -1, -1)
         return images
 
@@ -264,7 +269,7 @@ class GaussianBlur:
         n = len(images)
         applied = torch.rand(n, generator=generator) < self.p
         sigmas = _uniform(n, *self.sigma, generator)
-        images = _as_float(images).clone()
+        images = _float_copy(images)
         chosen = applied.nonzero().squeeze(1)
         if len(chosen):
             images[chosen] = self.blur(images[chosen], sigmas[chosen])
