@@ -2,7 +2,9 @@
 
 For each method it times the engine's own training step (``Trainer.step``) twice:
 through the real data pipeline (sampler -> uint8 gather -> batched augmentation), and on
-fixed in-memory tensors with no pipeline at all. It also counts the model's training FLOPs
+fixed in-memory tensors with no pipeline at all. As a yardstick of the machine itself it
+times a bare fp32 loop (no engine, no channels_last, no autocast, fixed batch): the figure
+that REFERENCE.md's speed section gives for its own machine. It also counts the model's training FLOPs
 and divides the achieved FLOP/s by a dense bf16 matmul's FLOP/s measured in the same run.
 
     python benchmarks/throughput.py --data-root DIR [--methods ce bbn] [--steps 60]
@@ -17,6 +19,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from longtail import models
 from longtail.config import load_config
 from longtail.engine import Trainer
 
@@ -32,6 +35,21 @@ def matmul_flops_per_s(size: int = 2048, repeats: int = 20) -> float:
     for _ in range(repeats):
         a @ b
     return 2 * size**3 * repeats / (time.perf_counter() - start)
+
+
+def plain_fp32_images_per_s(steps: int, batch_size: int = 128) -> float:
+    """A bare PyTorch training loop of ResNet-32 in fp32 on one fixed batch."""
+    model = models.create("resnet32", num_classes=100)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=2e-4)
+    images, targets = torch.randn(batch_size, 3, 32, 32), torch.randint(0, 100, (batch_size,))
+    for index in range(steps + 5):
+        if index == 5:
+            start = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(model(images), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return steps * batch_size / (time.perf_counter() - start)
 
 
 def images_in(batches: dict) -> int:
@@ -90,6 +108,7 @@ def main() -> None:
     peak = matmul_flops_per_s()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"dense bf16 matmul: {peak / 1e9:.0f} GFLOP/s")
+    print(f"plain fp32 loop (ResNet-32, fixed batch of 128): {plain_fp32_images_per_s(args.steps):.0f} img/s")
     print(f"{'method':<8}{'real img/s':>12}{'synthetic':>12}{'ratio':>8}{'GFLOP/img':>11}{'MFU':>8}")
     with tempfile.TemporaryDirectory() as scratch:
         for method in args.methods:
