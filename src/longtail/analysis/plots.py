@@ -91,10 +91,13 @@ def plot_comparison(reports: dict[str, dict], path: Path, title: str = "", windo
         values = [report[name] if report[name] is not None else np.nan for name in names]
         bars = groups.bar(np.arange(len(names)) + (i - (len(reports) - 1) / 2) * width, values, width,
                           label=label)
-        groups.bar_label(bars, fmt="%.1f", fontsize=7)
+        groups.bar_label(bars, fmt="%.1f", fontsize=7, rotation=90, padding=2)
     groups.set_xticks(range(len(names)), ["overall", *GROUPS])
     groups.set_ylabel("top-1 accuracy (%)")
-    groups.legend(fontsize=8)
+    groups.set_ylim(0, 100)
+    # Above the axes, so that it never hides a bar or its label.
+    groups.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(reports), 4),
+                  frameon=False)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
