@@ -69,7 +69,9 @@ class PaCoLoss(nn.Module):
     Row ``i`` of the softmax: the centre logits (``+ log pi`` when ``prior``: Balanced-Softmax
     rebalancing; without it, the "†" variant), not divided by the temperature, then
     ``q_i . f_j / T`` for the contrast set without ``q_i``. Positives: the own centre with
-    weight 1, same-label contrast entries with weight ``alpha``.
+    weight 1, same-label contrast entries with weight ``alpha``. The authors' code also takes
+    weights ``beta`` (the own centre's, here 1) and ``gamma``; all their recipes set both to 1,
+    which is what this computes, so they are not options.
     """
 
     def __init__(self, class_counts: np.ndarray, alpha: float = 0.05, temperature: float = 0.2,
