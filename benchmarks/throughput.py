@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -37,19 +38,30 @@ def matmul_flops_per_s(size: int = 2048, repeats: int = 20) -> float:
     return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
+def images_per_s(step: Callable[[], int], steps: int, warmup: int = 5) -> float:
+    """Images per second over ``steps`` calls of ``step`` (which returns the images it
+    trained on), after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    images = sum(step() for _ in range(steps))
+    return images / (time.perf_counter() - start)
+
+
 def plain_fp32_images_per_s(steps: int, batch_size: int = 128) -> float:
     """A bare PyTorch training loop of ResNet-32 in fp32 on one fixed batch."""
     model = models.create("resnet32", num_classes=100)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=2e-4)
     images, targets = torch.randn(batch_size, 3, 32, 32), torch.randint(0, 100, (batch_size,))
-    for index in range(steps + 5):
-        if index == 5:
-            start = time.perf_counter()
+
+    def step() -> int:
         loss = torch.nn.functional.cross_entropy(model(images), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    return steps * batch_size / (time.perf_counter() - start)
+        return batch_size
+
+    return images_per_s(step, steps)
 
 
 def images_in(batches: dict) -> int:
@@ -57,16 +69,15 @@ def images_in(batches: dict) -> int:
 
 
 def timed_steps(trainer: Trainer, batch_source, steps: int) -> float:
-    """Images per second over ``steps`` steps, after 5 warm-up steps."""
+    """Images per second of the engine's step on batches from ``batch_source``."""
     device, channels_last = trainer.runtime.device, trainer.config.train.channels_last
-    images, start = 0, None
-    for index in range(steps + 5):
-        if index == 5:
-            images, start = 0, time.perf_counter()
+
+    def step() -> int:
         batches = {name: b.to(device, channels_last) for name, b in next(batch_source).items()}
         trainer.step(trainer.method, batches)
-        images += images_in(batches)
-    return images / (time.perf_counter() - start)
+        return images_in(batches)
+
+    return images_per_s(step, steps)
 
 
 def pipeline_batches(streams: dict):
