@@ -42,9 +42,11 @@ class OptimConfig:
 class ScheduleConfig:
     name: str = "multistep"  # multistep | cosine
     warmup_epochs: int = 5
-    milestones: list[int] = field(default_factory=lambda: [120, 160])
+    milestones: list[int] = field(default_factory=lambda: [120, 160])  # lower lr after m epochs
     gamma: float = 0.01
     min_factor: float = 0.0  # cosine: final lr / base lr
+    warmup_start_factor: float = 0.0  # warm-up factor s + (1 - s) * (epoch + 1) / divisor
+    warmup_divisor: int | None = None  # None: warmup_epochs
 
 
 @dataclass

@@ -6,15 +6,20 @@ import math
 
 
 def lr_factor(name: str, epoch: int, progress: float, epochs: int, warmup_epochs: int,
-              milestones: list[int], gamma: float, min_factor: float = 0.0) -> float:
+              milestones: list[int], gamma: float, min_factor: float = 0.0,
+              warmup_start_factor: float = 0.0, warmup_divisor: int | None = None) -> float:
     """Factor at step ``progress`` (0..1) of 0-based ``epoch``.
 
-    Warm-up is linear per epoch, ``(epoch + 1) / warmup_epochs``, as in the papers' code.
-    ``multistep`` multiplies by ``gamma`` at each milestone epoch; ``cosine`` decays from 1
-    to ``min_factor`` over the epochs after warm-up, step by step.
+    Warm-up is set once per epoch, as in the papers' code: during the first ``warmup_epochs``
+    epochs the factor is ``s + (1 - s) * (epoch + 1) / d`` with ``s = warmup_start_factor``
+    and ``d = warmup_divisor`` (default ``warmup_epochs``). BBN's code starts from ``s = 1/3``;
+    PaCo's CIFAR code ramps ``(epoch + 1) / 10`` over 11 epochs, so its 11th epoch runs at 1.1.
+    ``multistep`` multiplies by ``gamma`` for each milestone ``m`` with ``epoch >= m``: the
+    lower rate applies after ``m`` epochs, from 1-based epoch ``m + 1``. ``cosine`` decays from
+    1 to ``min_factor`` over the epochs after warm-up, step by step.
     """
     if epoch < warmup_epochs:
-        return (epoch + 1) / warmup_epochs
+        return warmup_start_factor + (1 - warmup_start_factor) * (epoch + 1) / (warmup_divisor or warmup_epochs)
     if name == "multistep":
         return gamma ** sum(epoch >= m for m in milestones)
     if name == "cosine":
