@@ -147,8 +147,9 @@ class Trainer:
             torch.manual_seed(epoch_generator(config.seed, epoch).initial_seed())
             for stream in streams.values():
                 stream.set_epoch(epoch)
+            self.method.set_epoch(epoch)
             self.method.train()
-            record = {"epoch": epoch + 1, **self.method.start_epoch(epoch, train.epochs)}
+            record = {"epoch": epoch + 1}
             loss_sum, seen, step_logs = torch.zeros((), device=runtime.device), 0, {}
             bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{train.epochs}", leave=False,
                        disable=not (train.progress and runtime.is_main and sys.stderr.isatty()))
