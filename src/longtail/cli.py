@@ -1,4 +1,4 @@
-"""The ``longtail`` command: train, eval, study, datasets, demo, plot and record."""
+"""The ``longtail`` command: train, eval, study, datasets, demo, plot, record, results-table and runs."""
 
 from __future__ import annotations
 
@@ -49,8 +49,11 @@ def _eval(args: argparse.Namespace) -> None:
     from .engine import build_experiment, classification_report, format_report, predict
     from .engine.checkpoint import load_checkpoint, write_json
     from .engine.distributed import setup
+    from .models.pretrained import WEIGHTS_FILE
 
     target = Path(args.target)
+    if (target / WEIGHTS_FILE).exists() and not (target / "checkpoints").exists():  # a results folder
+        return _eval_recorded(target, args)
     checkpoint = target / "checkpoints" / "last.pt" if target.is_dir() else target
     if not checkpoint.exists():
         raise FileNotFoundError(f"no checkpoint at {checkpoint}; give a run directory or a .pt file")
@@ -83,6 +86,23 @@ def _eval(args: argparse.Namespace) -> None:
     print(format_report(report, f"{run_dir} after epoch {state['epoch']}"
                                 + (f" ({variant[1:]})" if variant else "") + ":"))
     print(f"written to {out}")
+
+
+def _eval_recorded(folder: Path, args: argparse.Namespace) -> None:
+    """A results folder: recompute its eval.json from the shipped weights and compare."""
+    from .analysis.results import recompute_eval
+    from .engine import format_report
+
+    if args.branch or args.tau_norm is not None or args.logit_adjust is not None:
+        raise ValueError(f"{folder} is a results folder; --branch, --tau-norm and --logit-adjust need "
+                         "the run directory with its checkpoints/")
+    report, recorded = recompute_eval(folder, args.data_root)
+    print(format_report(report, f"{folder}, recomputed from its weights:"))
+    keys = ("top1", "many", "medium", "few")
+    differ = [f"{key} {report[key]} (recorded {recorded.get(key)})" for key in keys if report[key] != recorded.get(key)]
+    if differ:
+        raise ValueError(f"the recomputed report differs from {folder / 'eval.json'}: {', '.join(differ)}")
+    print(f"identical to {folder / 'eval.json'} in top-1, many, medium and few")
 
 
 def _study(args: argparse.Namespace) -> None:
@@ -136,13 +156,31 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _record(args: argparse.Namespace) -> None:
-    from .analysis.results import record, update_readme
+    from .analysis.results import record
+    from .analysis.results_table import update_readme
 
-    copied = record(Path(args.run_dir), Path(args.destination))
-    print(f"copied {', '.join(copied)} to {args.destination}")
+    written = record(Path(args.run_dir), Path(args.destination), args.force, args.data_root)
+    print(f"recorded {', '.join(written)} in {args.destination}")
     if args.readme:
         update_readme(Path(args.readme), Path(args.destination).parent.parent)
         print(f"updated the results table in {args.readme}")
+
+
+def _results_table(args: argparse.Namespace) -> None:
+    from .analysis.results_table import results_table, update_readme
+
+    if args.readme:
+        update_readme(Path(args.readme), Path(args.results))
+        print(f"updated the results table in {args.readme}")
+    else:
+        print(results_table(Path(args.results)))
+
+
+def _runs(args: argparse.Namespace) -> None:
+    from .analysis.runs import find_runs, format_runs
+
+    runs = find_runs(Path(args.folder))
+    print(format_runs(runs) if runs else f"no runs under {args.folder} (folders with a config.yaml)")
 
 
 def _plot(args: argparse.Namespace) -> None:
@@ -169,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("eval", help="evaluate a run directory or checkpoint on the test set")
-    evaluate.add_argument("target")
+    evaluate.add_argument("target", help="a run directory, a .pt checkpoint, or a results folder (its "
+                          "shipped weights are checked against its eval.json)")
     evaluate.add_argument("--branch", help="BBN: score one branch alone (conventional | rebalancing)")
     evaluate.add_argument("--tau-norm", type=float, metavar="TAU",
                           help="post-hoc: divide each class weight by its norm ** TAU first")
@@ -217,11 +256,23 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--title", default="")
     plot.add_argument("--window", type=int, default=5, help="classes averaged per point")
     plot.set_defaults(run=_plot)
-    recorder = commands.add_parser("record", help="copy a finished run's text files into results/")
+    recorder = commands.add_parser(
+        "record", help="copy a finished run's text files and final inference weights into results/")
     recorder.add_argument("run_dir")
     recorder.add_argument("destination", help="e.g. results/cifar100_lt/ce_ir100")
+    recorder.add_argument("--force", action="store_true", help="replace a record already there")
     recorder.add_argument("--readme", help="also rebuild this README's results table")
+    recorder.add_argument("--data-root", help="where the run's dataset lives (for its class count and "
+                          "normalisation, stored with the weights)")
     recorder.set_defaults(run=_record)
+    table = commands.add_parser("results-table", help="the README results table, from results/")
+    table.add_argument("--results", default="results", help="the results folder")
+    table.add_argument("--readme", help="rewrite the table between this README's results-table markers "
+                       "(default: print it)")
+    table.set_defaults(run=_results_table)
+    runs = commands.add_parser("runs", help="every run under a folder: epochs done, status, accuracy")
+    runs.add_argument("folder", help="e.g. runs/")
+    runs.set_defaults(run=_runs)
     return parser
 
 

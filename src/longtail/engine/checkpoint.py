@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,16 @@ def _replace(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)  # atomic: readers see the old file or the new one, never half of it
 
 
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` writes the content to a temporary sibling, which then replaces ``path``."""
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    _replace(tmp, path)
+
+
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    _replace(tmp, path)
+    write_atomically(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -34,9 +40,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 
 def write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    _replace(tmp, path)
+    write_atomically(path, lambda tmp: tmp.write_text(text))
 
 
 def write_json(path: Path, value: Any) -> None:

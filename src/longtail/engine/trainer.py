@@ -2,9 +2,10 @@
 
 A run directory holds everything needed to repeat or continue the run: ``config.yaml``,
 ``command.txt``, ``commit.txt``, ``metrics.jsonl`` (one line per epoch), ``eval.json`` (the
-final epoch's test report), ``summary.json`` and ``checkpoints/``. Randomness is derived
-from ``(seed, epoch)`` at the start of every epoch, so a checkpoint needs only the epoch
-counter besides model and optimizer state for ``--resume`` to continue exactly.
+final epoch's test report), ``summary.json``, ``checkpoints/`` and ``train.lock`` (held while
+training). Randomness is derived from ``(seed, epoch)`` at the start of every epoch, so a
+checkpoint needs only the epoch counter besides model and optimizer state for ``--resume`` to
+continue exactly.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import shlex
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -27,6 +29,7 @@ from ..methods import StepOutput
 from .checkpoint import load_checkpoint, save_checkpoint, write_json, write_text
 from .distributed import Runtime, setup
 from .experiment import Experiment, autocast, build_experiment, predict
+from .lock import run_lock
 from .metrics import classification_report, format_report
 from .schedules import lr_factor
 
@@ -125,6 +128,12 @@ class Trainer:
     # --- loop --------------------------------------------------------------------------------
 
     def fit(self) -> dict:
+        """Train to ``train.epochs`` and return the final test report; the main process holds the
+        run directory's lock meanwhile (see :mod:`.lock`)."""
+        with run_lock(self.run_dir) if self.runtime.is_main else nullcontext():
+            return self._fit()
+
+    def _fit(self) -> dict:
         config, runtime = self.config, self.runtime
         train = config.train
         if runtime.is_main:
