@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from ..errors import NotFound
+
 RECORDED = ("config.yaml", "command.txt", "commit.txt", "metrics.jsonl", "eval.json", "summary.json", "train.log")
 TABLE_MARK = "RESULTS_TABLE"
 
@@ -16,7 +18,8 @@ def record(run_dir: Path, destination: Path) -> list[str]:
     """Copy a finished run's text files (never checkpoints) into ``destination``, including the
     variant reports ``longtail eval`` wrote (``eval_<variant>.json``: one BBN branch, post-hoc)."""
     if not (run_dir / "eval.json").exists():
-        raise FileNotFoundError(f"{run_dir} has no eval.json: the run has not finished")
+        raise NotFound(f"{run_dir} has no eval.json: the run has not finished; finish it with "
+                       f"`longtail train {run_dir} --resume` first")
     destination.mkdir(parents=True, exist_ok=True)
     copied = [name for name in RECORDED if (run_dir / name).exists()]
     copied += sorted(path.name for path in run_dir.glob("eval_*.json"))

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..data.streams import Batch
+from ..errors import ConfigError
 
 
 @dataclass
@@ -55,5 +56,6 @@ class Method(nn.Module):
     @torch.no_grad()
     def predict(self, images: torch.Tensor, **options: Any) -> torch.Tensor:
         if options:
-            raise ValueError(f"{type(self).__name__} takes no prediction options, got {options}")
+            raise ConfigError(f"{type(self).__name__} takes no prediction options (such as BBN's "
+                              f"--branch), got {options}")
         return self.model(images)
