@@ -25,10 +25,10 @@ from torch import nn
 from conftest import tiny_config, write_tiny_npz
 from longtail.cli import main
 from longtail.config import Config, load_config
-from longtail.data import SOURCES, TRANSFORMS
+from longtail.data import SOURCES, TRANSFORMS, ImageSet
 from longtail.engine import Trainer
 from longtail.engine.checkpoint import load_weights
-from longtail.errors import CheckpointError
+from longtail.errors import CheckpointError, DataError
 from longtail.losses import LOSSES
 from longtail.methods import METHODS
 from longtail.models import MODELS
@@ -221,6 +221,14 @@ def test_bad_npz_data(tmp_path, capsys, changes, expected):
         assert text in err
 
 
+def test_whole_number_float_and_column_labels_are_class_indices(tmp_path):
+    labels = np.repeat(np.arange(4), 4)
+    data = npz_source(tmp_path / "ok.npz", y_train=labels.astype(np.float32), y_test=labels[::2, None])
+    source = SOURCES.build(data["source"])
+    assert source.train.targets.tolist() == labels.tolist()
+    assert source.test.targets.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
 @pytest.mark.parametrize("content", [b"x_train,y_train\n1,2\n", "npy"])
 def test_npz_that_is_not_an_npz_archive(tmp_path, capsys, content):
     file = tmp_path / "data.npz"
@@ -298,6 +306,18 @@ def test_truncated_jpeg_is_found_before_the_first_step(tmp_path, capsys, split):
     assert not (tmp_path / "runs").exists()
     assert f"1 of the {8 if split == 'train' else 4}" in err and str(broken) in err
     assert "Replace them with readable copies, or delete them" in err
+
+
+def test_the_image_check_decodes_files_whose_end_marker_is_missing(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "whole.jpg")
+    whole = (tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "trailer.jpg").write_bytes(whole + b"camera data after the end marker")
+    (tmp_path / "cut.jpg").write_bytes(whole[:-2])  # only the end marker is missing
+    readable = ImageSet([0, 0], paths=[str(tmp_path / "whole.jpg"), str(tmp_path / "trailer.jpg")])
+    readable.check_readable("training", threads=2)
+    with pytest.raises(DataError, match=r"1 of the 1 test images cannot be read: .*cut\.jpg"):
+        ImageSet([0], paths=[str(tmp_path / "cut.jpg")]).check_readable("test")
 
 
 def test_image_folder_without_images(tmp_path, capsys):
