@@ -12,8 +12,8 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from .config import load_config
-from .data import SOURCES, DatasetNotFound, longtailed_indices, shot_groups
-from .registry import ConfigError
+from .data import SOURCES, longtailed_indices, shot_groups
+from .errors import ConfigError, DataError, NotFound, UserError
 
 # The methods `longtail demo` compares, as overrides of the embedded digits preset.
 DEMO_METHODS = {
@@ -47,7 +47,7 @@ def _train(args: argparse.Namespace) -> None:
 
 def _eval(args: argparse.Namespace) -> None:
     from .engine import build_experiment, classification_report, format_report, predict
-    from .engine.checkpoint import load_checkpoint, write_json
+    from .engine.checkpoint import load_checkpoint, load_weights, trained_by, write_json
     from .engine.distributed import setup
     from .models.pretrained import WEIGHTS_FILE
 
@@ -56,13 +56,16 @@ def _eval(args: argparse.Namespace) -> None:
         return _eval_recorded(target, args)
     checkpoint = target / "checkpoints" / "last.pt" if target.is_dir() else target
     if not checkpoint.exists():
-        raise FileNotFoundError(f"no checkpoint at {checkpoint}; give a run directory or a .pt file")
+        raise NotFound(f"no checkpoint at {checkpoint}; give a run directory or a .pt file")
     state = load_checkpoint(checkpoint)
     config = OmegaConf.merge(load_config(), OmegaConf.create(state["config"]))
     if args.data_root:
         config.data.root = args.data_root
     experiment = build_experiment(config)
-    experiment.method.load_state_dict(state["method"])
+    load_weights(experiment.method, state["method"], f"{checkpoint} ({trained_by(state['config'])})",
+                 f"the model its config builds ({trained_by(config)})",
+                 "It was saved by another version of longtail: evaluate it with the commit in the "
+                 "run's commit.txt")
     if args.tau_norm is not None or args.logit_adjust is not None:
         from .models.two_stage import apply_posthoc
 
@@ -94,14 +97,14 @@ def _eval_recorded(folder: Path, args: argparse.Namespace) -> None:
     from .engine import format_report
 
     if args.branch or args.tau_norm is not None or args.logit_adjust is not None:
-        raise ValueError(f"{folder} is a results folder; --branch, --tau-norm and --logit-adjust need "
+        raise ConfigError(f"{folder} is a results folder; --branch, --tau-norm and --logit-adjust need "
                          "the run directory with its checkpoints/")
     report, recorded = recompute_eval(folder, args.data_root)
     print(format_report(report, f"{folder}, recomputed from its weights:"))
     keys = ("top1", "many", "medium", "few")
     differ = [f"{key} {report[key]} (recorded {recorded.get(key)})" for key in keys if report[key] != recorded.get(key)]
     if differ:
-        raise ValueError(f"the recomputed report differs from {folder / 'eval.json'}: {', '.join(differ)}")
+        raise DataError(f"the recomputed report differs from {folder / 'eval.json'}: {', '.join(differ)}")
     print(f"identical to {folder / 'eval.json'} in top-1, many, medium and few")
 
 
@@ -189,7 +192,7 @@ def _plot(args: argparse.Namespace) -> None:
     targets = [Path(target) for target in args.targets]
     labels = args.labels or [t.name if t.is_dir() else t.parent.name for t in targets]
     if len(labels) != len(targets):
-        raise ValueError(f"--labels gives {len(labels)} names for {len(targets)} runs; give one per run")
+        raise UserError(f"--labels gives {len(labels)} names for {len(targets)} runs; give one per run")
     reports = {label: load_report(target) for label, target in zip(labels, targets)}
     plot_comparison(reports, Path(args.output), args.title, args.window)
     print(f"written to {args.output}")
@@ -293,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         args.run(args)
-    except (ConfigError, DatasetNotFound, FileNotFoundError, FileExistsError, ValueError, OSError) as error:
+    except UserError as error:  # anything else is a bug in longtail and keeps its traceback
         print(f"longtail: error: {error}", file=sys.stderr)
         return 2
     return 0

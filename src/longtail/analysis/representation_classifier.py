@@ -18,6 +18,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ..engine.checkpoint import write_json, write_text
+from ..errors import RunExists
 
 MANNERS: dict[str, dict] = {
     "CE": {"loss": "ce", "sampler": "uniform"},
@@ -72,7 +73,7 @@ def train_or_reuse(config: DictConfig, run_dir: Path, log: Callable[[str], None]
 
     saved = run_dir / "config.yaml"
     if saved.exists() and not _same_run(config, saved):
-        raise ValueError(f"{run_dir} holds a run of another budget or recipe; "
+        raise RunExists(f"{run_dir} holds a run of another budget or recipe; "
                          "choose another --output-dir")
     finished = run_dir / "eval.json"
     if finished.exists():

@@ -15,6 +15,7 @@ from ..engine.checkpoint import load_checkpoint, write_atomically, write_json
 from ..engine.distributed import setup
 from ..engine.experiment import build_experiment, predict
 from ..engine.metrics import classification_report
+from ..errors import CheckpointError, NotFound, RunExists
 from ..models.pretrained import WEIGHTS_FILE, export_inference_weights, inference_module, verified_weights
 
 RECORDED = ("config.yaml", "command.txt", "commit.txt", "metrics.jsonl", "eval.json", "summary.json", "train.log")
@@ -35,18 +36,19 @@ def record(run_dir: Path, destination: Path, force: bool = False, data_root: str
     An existing record in ``destination`` is replaced only with ``force``.
     """
     if not (run_dir / "eval.json").exists():
-        raise FileNotFoundError(f"{run_dir} has no eval.json: the run has not finished")
+        raise NotFound(f"{run_dir} has no eval.json: the run has not finished; finish it with "
+                       f"`longtail train {run_dir} --resume` first")
     checkpoint = run_dir / "checkpoints" / "last.pt"
     if not checkpoint.exists():
-        raise FileNotFoundError(f"{run_dir} has no checkpoints/last.pt to take the weights from")
+        raise NotFound(f"{run_dir} has no checkpoints/last.pt to take the weights from")
     state = load_checkpoint(checkpoint)
     epochs = OmegaConf.create(state["config"]).train.epochs
     if state["epoch"] != epochs:
-        raise ValueError(f"{checkpoint} is from epoch {state['epoch']} of {epochs}; finish the run "
+        raise CheckpointError(f"{checkpoint} is from epoch {state['epoch']} of {epochs}; finish the run "
                          f"(longtail train {run_dir} --resume) before recording it")
     existing = record_files(destination)
     if existing and not force:
-        raise FileExistsError(f"{destination} already holds a record ({', '.join(existing)}); "
+        raise RunExists(f"{destination} already holds a record ({', '.join(existing)}); "
                               "pass --force to replace it")
     destination.mkdir(parents=True, exist_ok=True)
     # The weights first (the step that needs the data, so a failure leaves the record as it was),

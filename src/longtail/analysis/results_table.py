@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from ..engine.checkpoint import write_text
+from ..errors import ConfigError
 from .paper_numbers import PAPER, paper_top1
 
 TABLE_BEGIN = "<!-- results-table: written by `longtail results-table --readme README.md` from results/ -->"
@@ -75,11 +76,11 @@ def recorded_cells(results_dir: Path) -> list[Cell]:
         configs = [yaml.safe_load((folder / "config.yaml").read_text()) for folder in folders]
         seeds = [config.get("seed") for config in configs]
         if len(set(seeds)) < len(seeds):
-            raise ValueError(f"the runs of {dataset}/{name} ({', '.join(f.name for f in folders)}) repeat a "
+            raise ConfigError(f"the runs of {dataset}/{name} ({', '.join(f.name for f in folders)}) repeat a "
                              f"seed ({seeds}); a _seedK folder must hold a run with another seed")
         for folder, config in zip(folders[1:], configs[1:]):
             if _recipe(config) != _recipe(configs[0]):
-                raise ValueError(f"{folder}/config.yaml differs from {folders[0]}/config.yaml in more than "
+                raise ConfigError(f"{folder}/config.yaml differs from {folders[0]}/config.yaml in more than "
                                  "the seed; give the run its own folder name, not a _seedK one")
         summaries = [json.loads((folder / "summary.json").read_text()) for folder in folders]
         cells.append(Cell(dataset, name, folders, summaries, configs[0]["data"].get("imbalance_ratio")))
@@ -135,7 +136,7 @@ def update_readme(readme: Path, results_dir: Path) -> None:
     """Rewrite the table between the README's results-table markers from ``results_dir``."""
     text = readme.read_text()
     if TABLE_BEGIN not in text or TABLE_END not in text:
-        raise ValueError(f"{readme} lacks the lines {TABLE_BEGIN} and {TABLE_END} that mark where the "
+        raise ConfigError(f"{readme} lacks the lines {TABLE_BEGIN} and {TABLE_END} that mark where the "
                          "results table goes; add them")
     head, rest = text.split(TABLE_BEGIN, 1)
     tail = rest.split(TABLE_END, 1)[1]

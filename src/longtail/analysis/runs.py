@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from ..engine.lock import LOCK_FILE, is_locked
+from ..errors import NotFound
 
 LEGACY_QUIET_S = 600
 
@@ -70,7 +71,7 @@ def run_status(run_dir: Path, name: str) -> RunStatus:
 def find_runs(folder: Path) -> list[RunStatus]:
     """Every run under ``folder`` (``folder`` itself if it is one), sorted by path."""
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is not a folder; give the folder that holds the runs, e.g. runs/")
+        raise NotFound(f"{folder} is not a folder; give the folder that holds the runs, e.g. runs/")
     runs: list[Path] = []
     for config in sorted(folder.rglob("config.yaml"), key=lambda path: len(path.parts)):  # outer runs first
         if not any(run in config.parents for run in runs):  # not a sub-folder of a run

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ConfigError
+
 PROFILES = ("exp", "step")
 
 
@@ -14,12 +16,12 @@ def profile_counts(n_max: int, num_classes: int, imbalance_ratio: float, profile
     classes keep ``n_max``, the rest ``int(n_max / IR)``.
     """
     if imbalance_ratio < 1:
-        raise ValueError(f"imbalance ratio must be >= 1, got {imbalance_ratio}")
+        raise ConfigError(f"imbalance ratio must be >= 1, got {imbalance_ratio}")
     if profile == "exp":
         return [int(n_max * (1 / imbalance_ratio) ** (i / (num_classes - 1))) for i in range(num_classes)]
     if profile == "step":
         return [n_max if i < num_classes // 2 else int(n_max / imbalance_ratio) for i in range(num_classes)]
-    raise ValueError(f"unknown long-tail profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    raise ConfigError(f"unknown long-tail profile {profile!r}; choose one of {', '.join(PROFILES)}")
 
 
 def longtailed_indices(

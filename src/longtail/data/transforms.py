@@ -55,6 +55,18 @@ class OneImage:
         return self.step(image[None], None)[0]
 
 
+class FitSize:
+    """Resize (short side) and centre-crop a PIL image to ``size`` x ``size`` unless it is that
+    already: the CIFAR-style pipelines expect one image size, which image files need not have."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.fit = v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size)])
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        return image if image.size == (self.size, self.size) else self.fit(image)
+
+
 def _finish(mean, std) -> list:
     return [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
 
@@ -63,22 +75,24 @@ def _finish(mean, std) -> list:
 def crop_flip(mean, std, image_size: int, padding: int | None = None, flip: bool = True) -> Pipeline:
     """The standard CIFAR augmentation: random crop (zero padding, default size/8) + flip."""
     padding = image_size // 8 if padding is None else padding
-    steps = [v2.RandomCrop(image_size, padding=padding)]
+    steps = [FitSize(image_size), v2.RandomCrop(image_size, padding=padding)]
     steps += [v2.RandomHorizontalFlip()] if flip else []
     return Pipeline(v2.Compose(steps + _finish(mean, std)),
                     batch.BatchPipeline([batch.RandomCropFlip(padding, flip)], mean, std))
 
 
 @TRANSFORMS.register("none")
-def no_augmentation(mean, std) -> Pipeline:
-    """Only normalisation (CIFAR-sized test images)."""
-    return Pipeline(v2.Compose(_finish(mean, std)), batch.BatchPipeline([], mean, std))
+def no_augmentation(mean, std, image_size: int) -> Pipeline:
+    """Only normalisation (image files of another size are first fitted to ``image_size``)."""
+    return Pipeline(v2.Compose([FitSize(image_size), *_finish(mean, std)]),
+                    batch.BatchPipeline([], mean, std))
 
 
 @TRANSFORMS.register("autoaugment_cutout")
 def autoaugment_cutout(mean, std, image_size: int, cutout: int = 16) -> Pipeline:
     """Crop + flip + AutoAugment (CIFAR-10 policy) + Cutout, PaCo's CIFAR query view."""
     return Pipeline(v2.Compose([
+        FitSize(image_size),
         v2.RandomCrop(image_size, padding=image_size // 8),
         v2.RandomHorizontalFlip(),
         v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10),

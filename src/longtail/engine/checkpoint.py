@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ..errors import CheckpointError, NotFound
 
 
 def _replace(tmp: Path, path: Path) -> None:
@@ -34,9 +37,50 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
-        raise
+        raise NotFound(f"no checkpoint at {path}; give the path of an existing .pt file") from None
     except Exception as error:
-        raise ValueError(f"{path} is not a readable longtail checkpoint ({error})") from error
+        first = str(error).strip().splitlines()[:1]
+        if first and first[0].startswith("Weights only load failed"):  # torch's advice would follow
+            reason = "it holds Python objects besides tensors, which longtail never unpickles"
+        else:
+            reason = f"{type(error).__name__}: {first[0]}" if first else type(error).__name__
+        raise CheckpointError(f"{path} is not a readable longtail checkpoint ({reason}); it is damaged "
+                              "or was not written by longtail: use another one, e.g. a kept "
+                              "checkpoints/epoch_NNNN.pt") from error
+
+
+def trained_by(config: DictConfig | str) -> str:
+    """``model NAME, method NAME`` of a config, or of the config text a checkpoint holds."""
+    node = OmegaConf.create(config) if isinstance(config, str) else config
+    names = []
+    for part in ("model", "method"):
+        spec = OmegaConf.select(node, part)
+        names.append(f"{part} {spec if isinstance(spec, str) else OmegaConf.select(spec, 'name')}")
+    return ", ".join(names)
+
+
+def load_weights(module: torch.nn.Module, weights: dict[str, torch.Tensor], saved: str, built: str,
+                 fix: str) -> None:
+    """``module.load_state_dict(weights)``, or a :class:`CheckpointError` that sums up how they
+    differ (counts and the first three names) where torch would list every key.
+
+    ``saved`` says where the weights come from and which model they belong to, ``built`` which
+    model ``module`` is, and ``fix`` what the user can do.
+    """
+    expected = module.state_dict()
+    differences = {
+        "missing from the checkpoint": [key for key in expected if key not in weights],
+        "unexpected": [key for key in weights if key not in expected],
+        "of another shape (saved vs built)": [
+            f"{key} {tuple(weights[key].shape)} vs {tuple(expected[key].shape)}"
+            for key in expected if key in weights and weights[key].shape != expected[key].shape],
+    }
+    found = [f"{len(keys)} {what} ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})"
+             for what, keys in differences.items() if keys]
+    if found:
+        raise CheckpointError(f"the weights in {saved} do not fit {built}: {len(expected)} weights "
+                              f"expected, {'; '.join(found)}. {fix}")
+    module.load_state_dict(weights)
 
 
 def write_text(path: Path, text: str) -> None:

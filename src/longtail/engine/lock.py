@@ -15,11 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..errors import RunExists
+
 LOCK_FILE = "train.lock"
 
 
-class RunLocked(FileExistsError):
-    pass
+class RunLocked(RunExists):
+    """Another live process is training this run directory."""
 
 
 @contextmanager

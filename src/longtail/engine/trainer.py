@@ -25,17 +25,14 @@ from tqdm import tqdm
 
 from ..config import save_config
 from ..data.samplers import epoch_generator
+from ..errors import ConfigError, RunExists
 from ..methods import StepOutput
-from .checkpoint import load_checkpoint, save_checkpoint, write_json, write_text
+from .checkpoint import load_checkpoint, load_weights, save_checkpoint, trained_by, write_json, write_text
 from .distributed import Runtime, setup
 from .experiment import Experiment, autocast, build_experiment, predict
 from .lock import run_lock
 from .metrics import classification_report, format_report
 from .schedules import lr_factor
-
-
-class RunExists(FileExistsError):
-    pass
 
 
 def git_commit() -> str:
@@ -104,7 +101,11 @@ class Trainer:
             save_checkpoint(state, folder / f"epoch_{epochs_done:04d}.pt")
 
     def _restore(self, state: dict) -> None:
-        self.method.load_state_dict(state["method"])
+        load_weights(self.method, state["method"],
+                     f"{self.run_dir}/checkpoints/last.pt ({trained_by(state['config'])})",
+                     f"this config's model ({trained_by(self.config)})",
+                     "--resume continues a run as it was configured: drop the overrides that change "
+                     "its model or method, or start a new run with another name= or output_dir=")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.start_epoch, self.elapsed = state["epoch"], state["elapsed"]
@@ -142,8 +143,8 @@ class Trainer:
                                                 pin_memory=runtime.device.type == "cuda")
         steps = min(len(stream) for stream in streams.values())
         if steps == 0:
-            raise ValueError(f"the training set ({len(self.experiment.train)} images) is smaller "
-                             f"than one batch of {train.batch_size}; lower train.batch_size")
+            raise ConfigError(f"the training set ({len(self.experiment.train)} images) is smaller "
+                              f"than one batch of {train.batch_size}; lower train.batch_size")
         step_module = self.method
         if runtime.world_size > 1:
             step_module = DistributedDataParallel(self.method, broadcast_buffers=False)

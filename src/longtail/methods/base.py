@@ -16,6 +16,7 @@ from torch import nn
 
 from ..data.streams import Batch
 from ..epochs import EpochDependent
+from ..errors import ConfigError
 
 
 @dataclass
@@ -60,5 +61,6 @@ class Method(nn.Module):
     @torch.no_grad()
     def predict(self, images: torch.Tensor, **options: Any) -> torch.Tensor:
         if options:
-            raise ValueError(f"{type(self).__name__} takes no prediction options, got {options}")
+            raise ConfigError(f"{type(self).__name__} takes no prediction options (such as BBN's "
+                              f"--branch), got {options}")
         return self.model(images)

@@ -142,5 +142,5 @@ class BBN(Method):
         """α = 0.5; ``branch`` scores one branch alone (BBN-CB: conventional, BBN-RB: rebalancing)."""
         alpha = {None: 0.5, "conventional": 1.0, "rebalancing": 0.0}
         if branch not in alpha:
-            raise ValueError(f"unknown branch {branch!r}; choose conventional or rebalancing")
+            raise ConfigError(f"unknown branch {branch!r}; choose conventional or rebalancing")
         return self.model(images, alpha[branch])

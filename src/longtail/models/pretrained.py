@@ -32,6 +32,7 @@ from torch import nn
 
 from ..config import load_config, plain
 from ..data import SOURCES, TRANSFORMS
+from ..errors import CheckpointError, NotFound
 from . import create
 from .moco import MoCo
 
@@ -85,7 +86,7 @@ def recorded_folder(name: str | Path, root: str | Path | None = None) -> Path:
     direct = Path(name).expanduser()
     folder = direct if (direct / WEIGHTS_FILE).exists() else Path(root or RESULTS_ROOT).expanduser() / name
     if not (folder / WEIGHTS_FILE).exists():
-        raise FileNotFoundError(f"no {WEIGHTS_FILE} in {folder}; name a recorded run such as "
+        raise NotFound(f"no {WEIGHTS_FILE} in {folder}; name a recorded run such as "
                                 f"cifar100_lt/paco_ir100, or pass root= (the results folder) or a path")
     return folder
 
@@ -96,11 +97,11 @@ def verified_weights(folder: Path) -> dict[str, torch.Tensor]:
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
     expected = summary.get("weights", {}).get("sha256")
     if expected is None:
-        raise ValueError(f"{summary_file} records no SHA-256 for {WEIGHTS_FILE}; record the run "
+        raise CheckpointError(f"{summary_file} records no SHA-256 for {WEIGHTS_FILE}; record the run "
                          "again with longtail record RUN_DIR DEST --force")
     actual = hashlib.sha256(path.read_bytes()).hexdigest()
     if actual != expected:
-        raise ValueError(f"{path} has SHA-256 {actual[:16]}…, but {summary_file} records "
+        raise CheckpointError(f"{path} has SHA-256 {actual[:16]}…, but {summary_file} records "
                          f"{expected[:16]}…: the file was changed or damaged; restore it (git "
                          "checkout) or record the run again")
     return load_file(path)
@@ -111,7 +112,7 @@ def _recorded(name: str | Path, root: str | Path | None) -> tuple[Path, DictConf
     with safe_open(folder / WEIGHTS_FILE, "pt") as handle:
         metadata = handle.metadata() or {}
     if METADATA_KEY not in metadata:
-        raise ValueError(f"{folder / WEIGHTS_FILE} was not written by longtail record (no {METADATA_KEY!r} "
+        raise CheckpointError(f"{folder / WEIGHTS_FILE} was not written by longtail record (no {METADATA_KEY!r} "
                          "metadata)")
     return folder, load_config(folder / "config.yaml"), json.loads(metadata[METADATA_KEY])
 
