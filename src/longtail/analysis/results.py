@@ -14,7 +14,8 @@ TABLE_MARK = "RESULTS_TABLE"
 
 def record(run_dir: Path, destination: Path) -> list[str]:
     """Copy a finished run's text files (never checkpoints) into ``destination``, including the
-    variant reports ``longtail eval`` wrote (``eval_<variant>.json``: one BBN branch, post-hoc)."""
+    other reports ``longtail eval`` wrote (``eval_<variant>.json``: one BBN branch, post-hoc, an
+    earlier epoch)."""
     if not (run_dir / "eval.json").exists():
         raise FileNotFoundError(f"{run_dir} has no eval.json: the run has not finished")
     destination.mkdir(parents=True, exist_ok=True)

@@ -2,25 +2,58 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
+TMP_SUFFIX = ".tmp"  # a file being written; one left behind is the remains of a killed write
 
-def _replace(tmp: Path, path: Path) -> None:
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)  # atomic: readers see the old file or the new one, never half of it
+
+class DiskFull(OSError):
+    """No space was left to write a file; the file it was to replace is intact."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.ENOSPC, message)
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A handle whose contents replace ``path`` once all are written and synced to disk.
+
+    Readers see the old file or the new one, never part of either. On any failure (a full
+    disk, Ctrl-C) the temporary file is removed and ``path`` keeps what it held.
+    """
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    try:
+        with open(tmp, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)  # atomic on POSIX file systems
+    except BaseException as error:
+        tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            free = shutil.disk_usage(path.parent).free / 2**20
+            kept = f"the previous {path.name} is intact" if path.exists() else "nothing was written"
+            raise DiskFull(f"the disk is full: no space left to write {path} ({free:.0f} MiB free there); "
+                           f"{kept}") from None
+        raise
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    _replace(tmp, path)
+    with atomic_file(path) as handle:  # a file object, so that a full disk raises ENOSPC
+        torch.save(state, handle)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -34,9 +67,8 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 
 def write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    _replace(tmp, path)
+    with atomic_file(path) as handle:
+        handle.write(text.encode())
 
 
 def write_json(path: Path, value: Any) -> None:

@@ -63,7 +63,7 @@ def build_experiment(config: DictConfig) -> Experiment:
     train = source.train
     if data.imbalance_ratio is not None:
         train = train.subset(longtailed_indices(train.targets, source.num_classes,
-                                                data.imbalance_ratio, data.profile))
+                                                data.imbalance_ratio, data.profile, data.subset_seed))
     counts = np.bincount(train.targets, minlength=source.num_classes)
     method = METHODS.build(
         plain(config.method), model_spec=plain(config.model), num_classes=source.num_classes,
