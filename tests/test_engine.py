@@ -15,6 +15,7 @@ import torch
 import yaml
 
 from conftest import tiny_config
+from longtail.analysis.runs import run_status
 from longtail.config import load_config, plain
 from longtail.engine import Trainer
 from longtail.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -150,6 +151,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_npz, tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (killed / "tiny" / "eval.json").exists(), "the run finished before it was killed"
+    assert run_status(killed / "tiny", "tiny").status == "interrupted"  # the kernel dropped its lock
     subprocess.run(_cli("train", str(killed / "tiny"), "--resume"), check=True, env=env,
                    capture_output=True)
 

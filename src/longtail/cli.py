@@ -1,4 +1,4 @@
-"""The ``longtail`` command: train, eval, study, datasets, demo, plot and record."""
+"""The ``longtail`` command: train, eval, study, datasets, demo, plot, record, results-table and runs."""
 
 from __future__ import annotations
 
@@ -16,7 +16,14 @@ from .data import SOURCES, DatasetNotFound, longtailed_indices, shot_groups
 from .registry import ConfigError
 
 # The methods `longtail demo` compares, as overrides of the embedded digits preset.
-DEMO_METHODS = {"CE": [], "BBN": ["model.name=bbn_resnet32", "method.name=bbn"]}
+DEMO_METHODS = {
+    "CE": [],
+    "Balanced Softmax": ["method.loss=balanced_softmax"],
+    "BBN": ["model.name=bbn_resnet32", "method.name=bbn"],
+    "PaCo": ["model.name=moco_resnet32", "model.dim=32", "model.queue_size=256", "method.name=paco",
+             "method.alpha=0.05", "method.temperature=0.1", "method.query_transform=crop_flip",
+             "method.key_transform=crop_flip"],
+}
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -45,8 +52,11 @@ def _eval(args: argparse.Namespace) -> None:
     from .engine.checkpoint import load_checkpoint
     from .engine.distributed import setup
     from .engine.records import check_checkpoint_of_run, report_path, run_directory, write_report
+    from .models.pretrained import WEIGHTS_FILE
 
     target = Path(args.target)
+    if (target / WEIGHTS_FILE).exists() and not (target / "checkpoints").exists():  # a results folder
+        return _eval_recorded(target, args)
     checkpoint = target / "checkpoints" / "last.pt" if target.is_dir() else target
     if not checkpoint.exists():
         raise FileNotFoundError(f"no checkpoint at {checkpoint}; give a run directory or a .pt file")
@@ -82,6 +92,23 @@ def _eval(args: argparse.Namespace) -> None:
     print(f"written to {out}" if written else f"the same report as {out}, left as it was")
 
 
+def _eval_recorded(folder: Path, args: argparse.Namespace) -> None:
+    """A results folder: recompute its eval.json from the shipped weights and compare."""
+    from .analysis.results import recompute_eval
+    from .engine import format_report
+
+    if args.branch or args.tau_norm is not None or args.logit_adjust is not None:
+        raise ValueError(f"{folder} is a results folder; --branch, --tau-norm and --logit-adjust need "
+                         "the run directory with its checkpoints/")
+    report, recorded = recompute_eval(folder, args.data_root)
+    print(format_report(report, f"{folder}, recomputed from its weights:"))
+    keys = ("top1", "many", "medium", "few")
+    differ = [f"{key} {report[key]} (recorded {recorded.get(key)})" for key in keys if report[key] != recorded.get(key)]
+    if differ:
+        raise ValueError(f"the recomputed report differs from {folder / 'eval.json'}: {', '.join(differ)}")
+    print(f"identical to {folder / 'eval.json'} in top-1, many, medium and few")
+
+
 def _study(args: argparse.Namespace) -> None:
     from .analysis.representation_classifier import run_study
 
@@ -112,6 +139,7 @@ def _datasets(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
+    from .analysis.plots import plot_comparison
     from .engine import Trainer
 
     preset = resources.files("longtail") / "presets"
@@ -119,21 +147,47 @@ def _demo(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for label, extra in DEMO_METHODS.items():
             config = load_config(preset / "demo_digits.yaml", [*extra, *args.overrides])
-            print(f"== {label}: {config.train.epochs} epochs on long-tailed digits ==")
-            reports[label] = Trainer(config, Path(scratch) / label, log=lambda _: None).fit()
-    print(f"\n{'method':<8}{'overall':>9}{'many':>9}{'medium':>9}{'few':>9}")
+            print(f"== {label}: {config.train.epochs} epochs on long-tailed digits ==", flush=True)
+            reports[label] = Trainer(config, Path(scratch) / label.replace(" ", "_"), log=lambda _: None).fit()
+    width = max(map(len, reports)) + 2
+    print(f"\n{'method':<{width}}{'overall':>9}{'many':>9}{'medium':>9}{'few':>9}")
     for label, report in reports.items():
-        print(f"{label:<8}" + "".join(f"{report[k]:9.2f}" for k in ("top1", "many", "medium", "few")))
+        print(f"{label:<{width}}" + "".join(f"{report[k]:9.2f}" for k in ("top1", "many", "medium", "few")))
+    baseline = reports["CE"]
+    for label, report in reports.items():
+        if label != "CE" and (report["few"] <= baseline["few"] or report["top1"] <= baseline["top1"]):
+            print(f"note: at this small budget {label} does not lift both few-shot and overall accuracy "
+                  "over CE; the full-scale runs in the README's Results do")
+    plot_comparison(reports, Path(args.output), "long-tailed digits (IR 50), test accuracy")
+    print(f"tail figure written to {args.output}")
 
 
 def _record(args: argparse.Namespace) -> None:
-    from .analysis.results import record, update_readme
+    from .analysis.results import record
+    from .analysis.results_table import update_readme
 
-    copied = record(Path(args.run_dir), Path(args.destination))
-    print(f"copied {', '.join(copied)} to {args.destination}")
+    written = record(Path(args.run_dir), Path(args.destination), args.force, args.data_root)
+    print(f"recorded {', '.join(written)} in {args.destination}")
     if args.readme:
         update_readme(Path(args.readme), Path(args.destination).parent.parent)
         print(f"updated the results table in {args.readme}")
+
+
+def _results_table(args: argparse.Namespace) -> None:
+    from .analysis.results_table import results_table, update_readme
+
+    if args.readme:
+        update_readme(Path(args.readme), Path(args.results))
+        print(f"updated the results table in {args.readme}")
+    else:
+        print(results_table(Path(args.results)))
+
+
+def _runs(args: argparse.Namespace) -> None:
+    from .analysis.runs import find_runs, format_runs
+
+    runs = find_runs(Path(args.folder))
+    print(format_runs(runs) if runs else f"no runs under {args.folder} (folders with a config.yaml)")
 
 
 def _plot(args: argparse.Namespace) -> None:
@@ -160,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("eval", help="evaluate a run directory or checkpoint on the test set")
-    evaluate.add_argument("target")
+    evaluate.add_argument("target", help="a run directory, a .pt checkpoint, or a results folder (its "
+                          "shipped weights are checked against its eval.json)")
     evaluate.add_argument("--branch", help="BBN: score one branch alone (conventional | rebalancing)")
     evaluate.add_argument("--tau-norm", type=float, metavar="TAU",
                           help="post-hoc: divide each class weight by its norm ** TAU first")
@@ -202,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="train on long-tailed digits and compare methods")
     demo.add_argument("overrides", nargs="*", help="key=value overrides for every demo run")
+    demo.add_argument("--output", default="demo_tail.png", help="the tail figure (png, pdf or svg)")
     demo.set_defaults(run=_demo)
     plot = commands.add_parser(
         "plot", help="compare runs: per-class accuracy along the tail, and many/medium/few")
@@ -211,11 +267,23 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--title", default="")
     plot.add_argument("--window", type=int, default=5, help="classes averaged per point")
     plot.set_defaults(run=_plot)
-    recorder = commands.add_parser("record", help="copy a finished run's text files into results/")
+    recorder = commands.add_parser(
+        "record", help="copy a finished run's text files and final inference weights into results/")
     recorder.add_argument("run_dir")
     recorder.add_argument("destination", help="e.g. results/cifar100_lt/ce_ir100")
+    recorder.add_argument("--force", action="store_true", help="replace a record already there")
     recorder.add_argument("--readme", help="also rebuild this README's results table")
+    recorder.add_argument("--data-root", help="where the run's dataset lives (for its class count and "
+                          "normalisation, stored with the weights)")
     recorder.set_defaults(run=_record)
+    table = commands.add_parser("results-table", help="the README results table, from results/")
+    table.add_argument("--results", default="results", help="the results folder")
+    table.add_argument("--readme", help="rewrite the table between this README's results-table markers "
+                       "(default: print it)")
+    table.set_defaults(run=_results_table)
+    runs = commands.add_parser("runs", help="every run under a folder: epochs done, status, accuracy")
+    runs.add_argument("folder", help="e.g. runs/")
+    runs.set_defaults(run=_runs)
     return parser
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
+from ..epochs import EpochDependent
 from .samplers import epoch_generator
 from .sources import ImageSet
 from .transforms import Pipeline
@@ -42,7 +43,7 @@ class _EpochStream:
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
-        if hasattr(self.sampler, "set_epoch"):
+        if isinstance(self.sampler, EpochDependent):
             self.sampler.set_epoch(epoch)
 
 

@@ -6,10 +6,9 @@ import errno
 import json
 import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
 
@@ -26,18 +25,17 @@ class DiskFull(OSError):
         return self.strerror
 
 
-@contextmanager
-def atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """A handle whose contents replace ``path`` once all are written and synced to disk.
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` writes the content to a temporary sibling, which then replaces ``path``.
 
     Readers see the old file or the new one, never part of either. On any failure (a full
-    disk, Ctrl-C) the temporary file is removed and ``path`` keeps what it held.
+    disk, Ctrl-C) the temporary is removed and ``path`` keeps what it held; a full disk
+    raises :class:`DiskFull`.
     """
     tmp = path.with_name(path.name + TMP_SUFFIX)
     try:
-        with open(tmp, "wb") as handle:
-            yield handle
-            handle.flush()
+        write(tmp)
+        with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)  # atomic on POSIX file systems
     except BaseException as error:
@@ -51,9 +49,12 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:  # a file object, so that a full disk raises ENOSPC
+            torch.save(state, handle)
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(path) as handle:  # a file object, so that a full disk raises ENOSPC
-        torch.save(state, handle)
+    write_atomically(path, write)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -67,8 +68,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 
 def write_text(path: Path, text: str) -> None:
-    with atomic_file(path) as handle:
-        handle.write(text.encode())
+    write_atomically(path, lambda tmp: tmp.write_text(text))
 
 
 def write_json(path: Path, value: Any) -> None:

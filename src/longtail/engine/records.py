@@ -84,7 +84,7 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
 
 
 def remove_stale_temporaries(run_dir: Path) -> list[Path]:
-    """Delete the half-written files a killed write left in ``run_dir`` (see ``atomic_file``)."""
+    """Delete the half-written files a killed write left in ``run_dir`` (see ``write_atomically``)."""
     stale = [*run_dir.glob(f"*{TMP_SUFFIX}"), *(run_dir / "checkpoints").glob(f"*{TMP_SUFFIX}")]
     for path in stale:
         path.unlink()

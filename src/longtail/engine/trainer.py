@@ -2,10 +2,11 @@
 
 A run directory holds everything needed to repeat or continue the run: ``config.yaml``,
 ``command.txt``, ``commit.txt``, ``metrics.jsonl`` (one line per epoch), ``eval.json`` (the
-final epoch's test report), ``summary.json`` and ``checkpoints/``. Randomness is derived
-from ``(seed, epoch)`` at the start of every epoch, so a checkpoint needs only the epoch
-counter besides model and optimizer state for ``--resume`` to continue exactly. How the
-record is kept (refusals, Ctrl-C, a full disk) is in :mod:`.records`.
+final epoch's test report), ``summary.json``, ``checkpoints/`` and ``train.lock`` (held while
+training). Randomness is derived from ``(seed, epoch)`` at the start of every epoch, so a
+checkpoint needs only the epoch counter besides model and optimizer state for ``--resume`` to
+continue exactly. How the record is kept (refusals, Ctrl-C, a full disk) is in
+:mod:`.records`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 import traceback
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -28,6 +30,7 @@ from ..methods import StepOutput
 from .checkpoint import DiskFull, load_checkpoint, save_checkpoint, write_json, write_text
 from .distributed import Runtime, setup
 from .experiment import Experiment, autocast, build_experiment, predict
+from .lock import run_lock
 from .metrics import classification_report, format_report
 from .records import (
     LAST,
@@ -139,12 +142,13 @@ class Trainer:
     # --- loop --------------------------------------------------------------------------------
 
     def fit(self) -> dict:
-        """Train the remaining epochs, evaluate and write the final report; returns that report.
-
-        Ctrl-C raises :class:`~.records.Interrupted`, whose message says what is saved.
+        """Train to ``train.epochs`` and return the final test report; the main process holds the
+        run directory's lock meanwhile (see :mod:`.lock`). Ctrl-C raises
+        :class:`~.records.Interrupted`, whose message says what is saved.
         """
         try:
-            return self._fit()
+            with run_lock(self.run_dir) if self.runtime.is_main else nullcontext():
+                return self._fit()
         except KeyboardInterrupt as interrupt:
             # Free the interrupted epoch's batch iterators now, so DataLoader workers stop here.
             traceback.clear_frames(interrupt.__traceback__)
@@ -174,8 +178,9 @@ class Trainer:
             torch.manual_seed(epoch_generator(config.seed, epoch).initial_seed())
             for stream in streams.values():
                 stream.set_epoch(epoch)
+            self.method.set_epoch(epoch)
             self.method.train()
-            record = {"epoch": epoch + 1, **self.method.start_epoch(epoch, train.epochs)}
+            record = {"epoch": epoch + 1}
             loss_sum, seen, step_logs = torch.zeros((), device=runtime.device), 0, {}
             bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{train.epochs}", leave=False,
                        disable=not (train.progress and runtime.is_main and sys.stderr.isatty()))

@@ -101,11 +101,11 @@ class WeightedLoss(nn.Module):
             raise ValueError(f"unknown reduction {reduction!r}; choose {' or '.join(REDUCTIONS)}")
         self.schedule: WeightSchedule = CLASS_WEIGHTS.build(weights, class_counts=class_counts)
         self.reduction = reduction
-        # not persistent: the weights are a function of the epoch, set again by start_epoch
+        # not persistent: the weights are a function of the epoch, set again by set_epoch
         self.register_buffer("weight", self.schedule(0), persistent=False)
 
-    def start_epoch(self, epoch: int) -> None:
-        """Use the weights of 0-based ``epoch`` (called by the method before each epoch)."""
+    def set_epoch(self, epoch: int) -> None:
+        """Use the weights of 0-based ``epoch`` (the method's ``set_epoch`` calls it)."""
         self.weight = self.schedule(epoch).to(self.weight.device)
 
     def per_sample(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
