@@ -90,13 +90,14 @@ def test_interrupted_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
     save_checkpoint({"epoch": 1, "w": torch.ones(3)}, path)
 
     def crash(state, file):
-        open(file, "wb").write(b"half a checkpoint")
+        file.write(b"half a checkpoint")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(torch, "save", crash)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint({"epoch": 2, "w": torch.zeros(3)}, path)
     assert load_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # the half-written temporary is gone
 
 
 def test_checkpoints_load_without_arbitrary_pickle(tmp_path):

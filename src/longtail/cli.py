@@ -28,10 +28,12 @@ DEMO_METHODS = {
 
 def _train(args: argparse.Namespace) -> None:
     from .engine import Trainer
+    from .engine.records import check_run_dir
 
     target = Path(args.config)
     resume_dir = target if target.is_dir() else None
     if resume_dir is not None:  # `longtail train RUN_DIR --resume` continues that run
+        check_run_dir(resume_dir, args.resume)
         config = load_config(resume_dir / "config.yaml", args.overrides)
         run_dir = resume_dir
     else:
@@ -47,8 +49,9 @@ def _train(args: argparse.Namespace) -> None:
 
 def _eval(args: argparse.Namespace) -> None:
     from .engine import build_experiment, classification_report, format_report, predict
-    from .engine.checkpoint import load_checkpoint, load_weights, trained_by, write_json
+    from .engine.checkpoint import load_checkpoint, load_weights, trained_by
     from .engine.distributed import setup
+    from .engine.records import check_checkpoint_of_run, report_path, run_directory, write_report
     from .models.pretrained import WEIGHTS_FILE
 
     target = Path(args.target)
@@ -62,6 +65,7 @@ def _eval(args: argparse.Namespace) -> None:
     if args.data_root:
         config.data.root = args.data_root
     experiment = build_experiment(config)
+    run = check_checkpoint_of_run(checkpoint, config, experiment.source.num_classes, args.data_root)
     load_weights(experiment.method, state["method"], f"{checkpoint} ({trained_by(state['config'])})",
                  f"the model its config builds ({trained_by(config)})",
                  "It was saved by another version of longtail: evaluate it with the commit in the "
@@ -78,17 +82,17 @@ def _eval(args: argparse.Namespace) -> None:
                               config.train.channels_last, **options)
     report = classification_report(logits, targets, experiment.class_counts,
                                    config.data.many_threshold, config.data.few_threshold)
-    run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    run_dir = run_directory(checkpoint)
     variant = "".join([
         f"_{args.branch}" if args.branch else "",
         f"_taunorm{args.tau_norm:g}" if args.tau_norm is not None else "",
         f"_logitadjust{args.logit_adjust:g}" if args.logit_adjust is not None else "",
     ])
-    out = run_dir / f"eval{variant}.json"
-    write_json(out, report)
     print(format_report(report, f"{run_dir} after epoch {state['epoch']}"
                                 + (f" ({variant[1:]})" if variant else "") + ":"))
-    print(f"written to {out}")
+    out = report_path(checkpoint, state["epoch"], run, variant, args.output)
+    written = write_report(out, report)
+    print(f"written to {out}" if written else f"the same report as {out}, left as it was")
 
 
 def _eval_recorded(folder: Path, args: argparse.Namespace) -> None:
@@ -122,8 +126,11 @@ def _study(args: argparse.Namespace) -> None:
 def _datasets(args: argparse.Namespace) -> None:
     source = SOURCES.build(args.name, **({"root": args.data_root} if args.data_root else {}))
     targets = source.train.targets
-    if args.imbalance_ratio:
-        targets = targets[longtailed_indices(targets, source.num_classes, args.imbalance_ratio, args.profile)]
+    subset = ""
+    if args.imbalance_ratio is not None:
+        targets = targets[longtailed_indices(targets, source.num_classes, args.imbalance_ratio, args.profile,
+                                             args.subset_seed)]
+        subset = f"; imbalance ratio {args.imbalance_ratio:g} ({args.profile}), subset seed {args.subset_seed}"
     counts = np.bincount(targets, minlength=source.num_classes)
     groups = shot_groups(counts, args.many, args.few)
     width = max(len(c) for c in source.classes)
@@ -131,7 +138,7 @@ def _datasets(args: argparse.Namespace) -> None:
         print(f"{index:4d}  {name:<{width}}  {count:6d}  {group}")
     summary = ", ".join(f"{g} {int((groups == g).sum())}" for g in ("many", "medium", "few"))
     print(f"total {int(counts.sum())} training images in {source.num_classes} classes ({summary}); "
-          f"{len(source.test)} test images")
+          f"{len(source.test)} test images{subset}")
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -217,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="post-hoc: divide each class weight by its norm ** TAU first")
     evaluate.add_argument("--logit-adjust", type=float, metavar="TAU",
                           help="post-hoc: subtract TAU * log(class prior) from the logits")
+    evaluate.add_argument("--output", metavar="FILE", help="the report file (default: the run's eval.json "
+                          "for its final checkpoint, else eval_epoch_NNNN.json beside it)")
     evaluate.add_argument("--data-root")
     evaluate.set_defaults(run=_eval)
 
@@ -242,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.add_argument("name", help=", ".join(SOURCES.names()))
     datasets.add_argument("--imbalance-ratio", type=float, help="build the long-tailed subset")
     datasets.add_argument("--profile", default="exp", choices=["exp", "step"])
+    datasets.add_argument("--subset-seed", type=int, default=0,
+                          help="which images the subset keeps (data.subset_seed; 0: the papers' subsets)")
     datasets.add_argument("--many", type=int, default=100, help="many-shot: more than this")
     datasets.add_argument("--few", type=int, default=20, help="few-shot: fewer than this")
     datasets.add_argument("--data-root")
@@ -296,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         args.run(args)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C: one line (an Interrupted one says what is saved)
+        print(f"longtail: {str(interrupt) or 'interrupted'}", file=sys.stderr)
+        return 130
     except UserError as error:  # anything else is a bug in longtail and keeps its traceback
         print(f"longtail: error: {error}", file=sys.stderr)
         return 2

@@ -26,6 +26,7 @@ class DataConfig:
     root: str | None = None  # data root; else $LONGTAIL_DATA, else ./data
     imbalance_ratio: float | None = 100.0  # None keeps the training set as it is
     profile: str = "exp"  # exp | step
+    subset_seed: int = 0  # which images the long-tailed subset keeps; 0 = the papers' subsets (not `seed`)
     many_threshold: int = 100  # many-shot: more than this many training images
     few_threshold: int = 20  # few-shot: fewer than this many
     test_transform: Any = "none"
@@ -152,7 +153,3 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 def plain(node: Any) -> Any:
     """A plain Python value (dicts, lists, scalars) from a config node."""
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, Container) else node
-
-
-def save_config(config: DictConfig, path: Path) -> None:
-    path.write_text(OmegaConf.to_yaml(config))

@@ -18,6 +18,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ..engine.checkpoint import write_json, write_text
+from ..engine.records import LAST
 from ..errors import RunExists
 
 MANNERS: dict[str, dict] = {
@@ -80,7 +81,7 @@ def train_or_reuse(config: DictConfig, run_dir: Path, log: Callable[[str], None]
         log(f"{run_dir}: finished, reusing its eval.json")
         return json.loads(finished.read_text())
     log(f"{run_dir}: training {config.train.epochs} epochs")
-    return Trainer(config, run_dir, resume=True, log=log).fit()
+    return Trainer(config, run_dir, resume=(run_dir / LAST).exists(), log=log).fit()
 
 
 def format_table(errors: dict[str, dict[str, float]]) -> str:

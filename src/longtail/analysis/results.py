@@ -31,7 +31,8 @@ def record(run_dir: Path, destination: Path, force: bool = False, data_root: str
     """Record a finished run in ``destination``; returns the names written.
 
     Copies the run's text files (never checkpoints) and the variant reports ``longtail eval``
-    wrote (``eval_<variant>.json``: one BBN branch, post-hoc), and writes the final epoch's
+    wrote (``eval_<variant>.json``: one BBN branch, post-hoc, an earlier epoch), and writes
+    the final epoch's
     inference weights (``model.safetensors``) with their SHA-256 in the copied ``summary.json``.
     An existing record in ``destination`` is replaced only with ``force``.
     """

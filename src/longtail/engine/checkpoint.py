@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,25 +13,51 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..errors import CheckpointError, NotFound
+from ..errors import CheckpointError, NotFound, UserError
+
+TMP_SUFFIX = ".tmp"  # a file being written; one left behind is the remains of a killed write
 
 
-def _replace(tmp: Path, path: Path) -> None:
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)  # atomic: readers see the old file or the new one, never half of it
+class DiskFull(UserError, OSError):
+    """No space was left to write a file; the file it was to replace is intact."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.ENOSPC, message)
+
+    def __str__(self) -> str:
+        return self.strerror
 
 
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """``write(tmp)`` writes the content to a temporary sibling, which then replaces ``path``."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    _replace(tmp, path)
+    """``write(tmp)`` writes the content to a temporary sibling, which then replaces ``path``.
+
+    Readers see the old file or the new one, never part of either. On any failure (a full
+    disk, Ctrl-C) the temporary is removed and ``path`` keeps what it held; a full disk
+    raises :class:`DiskFull`.
+    """
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)  # atomic on POSIX file systems
+    except BaseException as error:
+        tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            free = shutil.disk_usage(path.parent).free / 2**20
+            kept = f"the previous {path.name} is intact" if path.exists() else "nothing was written"
+            raise DiskFull(f"the disk is full: no space left to write {path} ({free:.0f} MiB free there); "
+                           f"{kept}") from None
+        raise
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:  # a file object, so that a full disk raises ENOSPC
+            torch.save(state, handle)
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, lambda tmp: torch.save(state, tmp))
+    write_atomically(path, write)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -63,7 +63,7 @@ def build_experiment(config: DictConfig) -> Experiment:
     train = source.train
     if data.imbalance_ratio is not None:
         train = train.subset(longtailed_indices(train.targets, source.num_classes,
-                                                data.imbalance_ratio, data.profile))
+                                                data.imbalance_ratio, data.profile, data.subset_seed))
     for split, images in (("training", train), ("test", source.test)):  # before any step
         images.check_readable(split, config.train.num_workers)
     counts = np.bincount(train.targets, minlength=source.num_classes)
