@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from .config import load_config
 from .data import SOURCES, DatasetNotFound, longtailed_indices, shot_groups
+from .data.torchvision_internals import UnsupportedTorchvision
 from .registry import ConfigError
 
 # The methods `longtail demo` compares, as overrides of the embedded digits preset.
@@ -225,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         args.run(args)
-    except (ConfigError, DatasetNotFound, FileNotFoundError, FileExistsError, ValueError, OSError) as error:
+    except (ConfigError, DatasetNotFound, UnsupportedTorchvision, FileNotFoundError, FileExistsError,
+            ValueError, OSError) as error:
         print(f"longtail: error: {error}", file=sys.stderr)
         return 2
     return 0
