@@ -10,11 +10,10 @@ but its operations differ from torchvision's:
 - shear resamples bicubically (PIL's cubic convolution, a = -1; torchvision: nearest);
 - translation moves by ``m * 150/331 * size`` pixels with PIL's nearest-neighbour sampling of
   the fractional offset (torchvision truncates the offset to whole pixels first);
-- solarize inverts pixels at or above thresholds spaced on 256..0 (torchvision: 255..0);
-- colour, contrast, brightness and sharpness blend with factor ``1 +- m`` through PIL's
-  ``ImageEnhance`` (float32 blend, truncated), contrast against the rounded mean luma.
+- solarize inverts pixels at or above thresholds spaced on 256..0 (torchvision: 255..0).
 
-Posterize (bits 8..4), autocontrast, equalize and invert are the same operations. Each image
+Colour, contrast, brightness and sharpness (factor ``1 +- m``, PIL's ``ImageEnhance``),
+posterize (bits 8..4), autocontrast, equalize and invert are the same as torchvision's. Each image
 draws a sub-policy, whether each of its two operations applies (``rand < p``, as the authors
 write) and a sign for the operations the authors give one (``SIGNED``).
 
