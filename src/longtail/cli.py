@@ -174,6 +174,20 @@ def _add_analyses(commands) -> None:
     lextra.add_argument("--q-star", type=float, default=0.001, help="frequency of every class")
     entry("weight-norms", "weight_norms", "BBN Figure 4: per-class norm of the classifier weights, head to tail",
           runs="run directories of one dataset (CE, RW, RS, BBN, ...)")
+    calibration = entry("calibration", "calibration", "reliability diagram and ECE overall and by many/medium/few, "
+                        "and how often tail images are predicted as head classes", runs="run directories", device=True)
+    calibration.add_argument("--bins", type=int, default=15, help="equal-width confidence bins")
+    entry("compactness", "compactness", "BBN Figure 6: intra-class compactness of the training images' "
+          "representations, head to tail", runs="run directories of one dataset (CE, RW, RS, BBN, ...)", device=True)
+    ensemble = entry("ensemble", "ensemble", "BBN Table 6: softmax-averaging ensembles of two runs against "
+                     "single runs, with parameter counts", device=True)
+    ensemble.add_argument("run_a", help="e.g. the uniform-sampler run")
+    ensemble.add_argument("run_b", help="e.g. the class-balanced-sampler run")
+    ensemble.add_argument("--pair", nargs=2, action="append", dest="pairs", metavar=("RUN_A", "RUN_B"),
+                          help="one more ensemble (repeatable), e.g. uniform + reversed")
+    ensemble.add_argument("--also", nargs="+", dest="singles", metavar="RUN",
+                          help="runs to list alone, e.g. the BBN run")
+    ensemble.add_argument("--data-root", help="where the runs' dataset lives now")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -65,6 +65,7 @@ def analyze(output_dir: str | Path, alpha: float = 0.05, queue: int = 8192, q_st
     results["curve"] = {"p_sup": curve["p_sup"][::100].tolist(), "loss": curve["loss"][::100].tolist()}
     table = ("PaCo's L_extra (Eq. 6): where it is smallest (paper: 0.71 for ImageNet's values)\n\n"
              + markdown_table(["α", "queue", "q*", "αK*", "argmin P_sup", "1 / (1 + αK*)", "L_extra there"],
-                              [[f"{alpha:g}", queue, f"{q_star:g}", f"{curve['alpha_K_star']:.4f}", f"{curve['argmin']:.4f}",
-                                f"{curve['argmin_closed_form']:.4f}", f"{curve['minimum']:.4f}"]]))
+                              [[f"{alpha:g}", queue, f"{q_star:g}",
+                                *(f"{curve[key]:.4f}" for key in ("alpha_K_star", "argmin", "argmin_closed_form",
+                                                                  "minimum"))]]))
     return write_analysis(output_dir, "paco_lextra", results, table, plot_lextra(curve))
