@@ -18,9 +18,10 @@ from longtail.engine.checkpoint import load_checkpoint
 from longtail.models import create
 
 # Class counts 60, 37, 23, 15 (IR 4): class 0 many-shot (> 40), 1 and 2 medium, 3 few (< 20).
+# 135 training images in batches of 16: 8 steps an epoch, 16 in all, the gradient logged at 8.
 RUNS = {
     "ce": {},
-    "rs": {"method": {"sampler": "class_balanced"}},
+    "rs": {"method": {"sampler": "class_balanced"}, "train": {"log_classifier_grad_every": 0}},
     "bbn": {"model": {"name": "bbn_resnet20"}, "method": {"name": "bbn"}},
 }
 
@@ -30,7 +31,8 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("runs")
     npz = write_tiny_npz(root / "tiny.npz", per_class=60, test_per_class=10)
     for name, sections in RUNS.items():
-        config = load_config(base=tiny_config(npz, train={"epochs": 2, "threads": 1}, **sections))
+        train = {"epochs": 2, "threads": 1, "log_classifier_grad_every": 2, **sections.get("train", {})}
+        config = load_config(base=tiny_config(npz, **{**sections, "train": train}))
         Trainer(config, root / name, log=lambda _: None).fit()
     return {name: root / name for name in RUNS}
 
@@ -182,3 +184,58 @@ def test_ensemble_command(runs, tmp_path):
     extra = sum(p.numel() for p in bbn.rebalancing.parameters()) + 64 * 4
     assert entries["bbn"]["parameters"] == entries["ce"]["parameters"] + extra
     assert "| ce + rs |" in (out / "ensemble.md").read_text() and not (out / "ensemble.png").exists()
+
+
+# --- classifier gradients (PaCo Figure 2) ------------------------------------------------------
+
+
+def test_grad_log_records_every_nth_step_by_hand(tmp_path):
+    from longtail.engine.classifier_grads import ClassifierGradLog
+
+    model = create("resnet20", num_classes=2)
+    log = ClassifierGradLog(model, tmp_path, every=3)
+    model.head.weight.grad = torch.zeros_like(model.head.weight)
+    model.head.weight.grad[0, :2] = torch.tensor([3.0, 4.0])
+    for step in range(5):  # steps 0 and 3 are logged
+        log.after_step(step, epoch=step // 4)
+    lines = [json.loads(line) for line in (tmp_path / "classifier_grads.jsonl").read_text().splitlines()]
+    assert lines == [{"epoch": 1, "step": 0, "grad_norm": [5.0, 0.0]}, {"epoch": 1, "step": 3, "grad_norm": [5.0, 0.0]}]
+
+
+def test_grad_log_refuses_a_frozen_classifier(configure):
+    from longtail.registry import ConfigError
+
+    config = configure("model.name=moco_resnet20", "method.name=supcon", "train.log_classifier_grad_every=1")
+    with pytest.raises(ConfigError, match="never trains its classifier"):
+        Trainer(config, Path("unused"), log=lambda _: None)
+
+
+def test_training_logs_the_gradient_and_a_resume_keeps_one_line_a_step(tmp_path):
+    npz = write_tiny_npz(tmp_path / "tiny.npz", per_class=60, test_per_class=10)
+    config = load_config(base=tiny_config(npz, train={"epochs": 2, "threads": 1, "log_classifier_grad_every": 3}))
+    run = tmp_path / "run"
+    Trainer(config, run, log=lambda _: None).fit()
+    log = run / "classifier_grads.jsonl"
+    uninterrupted = log.read_text()
+    assert [json.loads(line)["step"] for line in uninterrupted.splitlines()] == [0, 3, 6, 9, 12, 15]
+    (run / "checkpoints" / "epoch_0001.pt").replace(run / "checkpoints" / "last.pt")  # as if stopped after epoch 1
+    Trainer(config, run, resume=True, log=lambda _: None).fit()
+    assert log.read_text() == uninterrupted  # steps of epoch 2 dropped and logged again, identically
+
+
+def test_classifier_grad_command(runs, tmp_path):
+    out = tmp_path / "grads"
+    assert main(["analyze", "classifier-grad", str(runs["ce"]), str(runs["bbn"]), "--output-dir", str(out)]) == 0
+    curves = json.loads((out / "classifier_grad.json").read_text())["curves"]
+    lines = (runs["ce"] / "classifier_grads.jsonl").read_text().splitlines()
+    records = [json.loads(line)["grad_norm"] for line in lines]
+    assert len(records) == curves["ce"]["steps_logged"] == curves["bbn"]["steps_logged"] == 8
+    np.testing.assert_allclose(curves["ce"]["grad_norm"], np.mean(records, axis=0))  # class order is 0..3 here
+    assert curves["ce"]["many_over_few"] == pytest.approx(curves["ce"]["many"] / curves["ce"]["few"])
+    assert curves["ce"]["medium"] == pytest.approx(np.mean(records, axis=0)[1:3].mean())
+    assert (out / "classifier_grad.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_classifier_grad_explains_a_run_without_log(runs, tmp_path, capsys):
+    assert main(["analyze", "classifier-grad", str(runs["rs"]), "--output-dir", str(tmp_path)]) == 2
+    assert "train.log_classifier_grad_every=N" in capsys.readouterr().err

@@ -188,6 +188,8 @@ def _add_analyses(commands) -> None:
     ensemble.add_argument("--also", nargs="+", dest="singles", metavar="RUN",
                           help="runs to list alone, e.g. the BBN run")
     ensemble.add_argument("--data-root", help="where the runs' dataset lives now")
+    entry("classifier-grad", "classifier_grad", "PaCo Figure 2: mean gradient norm of each class's classifier "
+          "weights, classes sorted by image count", runs="runs trained with train.log_classifier_grad_every=N")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ import torch
 from ..data.longtail import shot_groups
 from ..engine.metrics import GROUPS, expected_calibration_error, reliability_bins
 from .outputs import markdown_table, pyplot, write_analysis
-from .runs import TrainedRun, device_for, load_runs, predict_test_set
+from .runs import TrainedRun, describe, device_for, load_runs, predict_test_set
 
 
 def reliability(probabilities: torch.Tensor, targets: torch.Tensor, bins: int = 15) -> dict:
@@ -119,8 +119,5 @@ def analyze(runs: list[str | Path], output_dir: str | Path, labels: list[str] | 
     table = (f"Calibration (ECE, %, {bins} confidence bins) and tail images predicted as a many-shot class (%)\n\n"
              + markdown_table(["run", "top-1", "ECE", "ECE many", "ECE medium", "ECE few",
                                "medium → many", "few → many"], rows))
-    first = trained[0]
-    results = {"bins": bins, "train_counts": first.class_counts.tolist(),
-               "many_threshold": first.config.data.many_threshold, "few_threshold": first.config.data.few_threshold,
-               "runs": reports}
+    results = {**describe(trained), "bins": bins, "runs": reports}
     return write_analysis(output_dir, "calibration", results, table, plot_calibration(reports, bins))

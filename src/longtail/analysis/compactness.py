@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from ..models.parts import representations
-from .outputs import markdown_table, pyplot, write_analysis
+from .outputs import label_class_axis, markdown_table, pyplot, write_analysis
 from .plots import group_boundaries, tail_order
-from .runs import TrainedRun, device_for, load_runs
+from .runs import TrainedRun, describe, device_for, load_runs
 
 
 def intra_class_distances(features: torch.Tensor, targets: torch.Tensor, num_classes: int) -> np.ndarray:
@@ -67,10 +67,8 @@ def plot_compactness(curves: dict[str, dict], counts: np.ndarray, spans: list[tu
         ax.axvline(start - 0.5, color="0.5", linestyle=":", linewidth=0.8)
         ax.text((start + stop - 1) / 2, 1.04 * top, f"{group} (head)" if group == "many" else
                 f"{group} (tail)" if group == "few" else group, ha="center", va="bottom", fontsize=8)
-    if len(order) <= 20:
-        ax.set_xticks(range(len(order)), [f"{c}\n{counts[c]}" for c in order], fontsize=7)
+    label_class_axis(ax, counts)
     ax.set_ylim(0, 1.15 * top)
-    ax.set_xlabel("class (index, training images), head to tail")
     ax.set_ylabel("mean distance to the class centroid")
     ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(curves), 4), frameon=False)
     fig.tight_layout()
@@ -101,6 +99,5 @@ def analyze(runs: list[str | Path], output_dir: str | Path, labels: list[str] | 
                               [[name, *(f"{value:.3f}" for value in (*(curve[group] for group, _, _ in spans),
                                                                       np.mean(curve["distances"])))]
                                for name, curve in curves.items()]))
-    results = {"runs": {run.label: run.summary() for run in trained}, "class_order": order.tolist(),
-               "train_counts": counts.tolist(), **thresholds, "curves": curves}
+    results = {**describe(trained), "curves": curves}
     return write_analysis(output_dir, "compactness", results, table, plot_compactness(curves, counts, spans))

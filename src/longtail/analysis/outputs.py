@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..engine.checkpoint import write_json, write_text
 
 
@@ -18,6 +20,40 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def label_class_axis(ax, counts) -> None:
+    """The x axis of a per-class figure in head-to-tail order: each class's index and training
+    count under its place when there are few enough classes to read them."""
+    from .plots import tail_order
+
+    order = tail_order(counts)
+    if len(order) <= 20:
+        ax.set_xticks(range(len(order)), [f"{c}\n{counts[c]}" for c in order], fontsize=7)
+        ax.set_xlabel("class (index, training images), head to tail")
+    else:
+        ax.set_xlabel(f"class, most ({max(counts)}) to fewest ({min(counts)}) training images")
+
+
+def plot_class_curves(curves: dict[str, list[float]], counts, ylabel: str, window: int = 1):
+    """One line per curve over the classes in head-to-tail order; with ``window`` > 1 the raw
+    values faintly and their moving average (see :func:`~longtail.analysis.plots.moving_average`)."""
+    from .plots import moving_average
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for label, values in curves.items():
+        if window > 1:
+            line, = ax.plot(values, alpha=0.3, linewidth=0.8)
+            ax.plot(moving_average(np.asarray(values), window), color=line.get_color(),
+                    label=f"{label} (mean of {window})")
+        else:
+            ax.plot(values, marker="o", markersize=3, label=label)
+    label_class_axis(ax, counts)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
 
 
 def markdown_table(header: list[str], rows: list[list[Any]]) -> str:

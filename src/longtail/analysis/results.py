@@ -8,7 +8,8 @@ from pathlib import Path
 
 import yaml
 
-RECORDED = ("config.yaml", "command.txt", "commit.txt", "metrics.jsonl", "eval.json", "summary.json", "train.log")
+RECORDED = ("config.yaml", "command.txt", "commit.txt", "metrics.jsonl", "eval.json", "summary.json", "train.log",
+            "classifier_grads.jsonl")
 TABLE_MARK = "RESULTS_TABLE"
 
 

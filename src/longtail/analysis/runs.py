@@ -98,6 +98,17 @@ def load_runs(targets: list[str | Path], labels: list[str] | None = None,
     return runs
 
 
+def describe(runs: list[TrainedRun]) -> dict:
+    """The header of a per-class analysis's JSON: the runs, their class counts, the head-to-tail
+    order and the many/few thresholds (of the first run)."""
+    from .plots import tail_order
+
+    data = runs[0].config.data
+    return {"runs": {run.label: run.summary() for run in runs}, "train_counts": runs[0].class_counts.tolist(),
+            "class_order": tail_order(runs[0].class_counts).tolist(),
+            "many_threshold": data.many_threshold, "few_threshold": data.few_threshold}
+
+
 def device_for(device: str) -> torch.device:
     """``auto`` (CUDA when there is one), ``cpu`` or ``cuda[:N]``."""
     return setup(device).device

@@ -15,9 +15,9 @@ import torch
 
 from ..models import BilateralBranchNetwork
 from ..models.parts import classifier_layer
-from .outputs import markdown_table, pyplot, write_analysis
+from .outputs import markdown_table, plot_class_curves, write_analysis
 from .plots import tail_order
-from .runs import TrainedRun, load_runs
+from .runs import TrainedRun, describe, load_runs
 
 
 def classifier_norms(model: torch.nn.Module) -> dict[str, np.ndarray]:
@@ -46,21 +46,6 @@ def norm_curves(runs: list[TrainedRun]) -> dict[str, dict]:
     return curves
 
 
-def plot_norms(curves: dict[str, dict], counts: np.ndarray):
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    for name, curve in curves.items():
-        ax.plot(curve["norms"], marker="o", markersize=3, label=f"{name} (σ={curve['std']:.3f})")
-    order = tail_order(counts)
-    if len(order) <= 20:  # each class's training count under its point
-        ax.set_xticks(range(len(order)), [f"{c}\n{counts[c]}" for c in order], fontsize=7)
-    ax.set_xlabel("class (index, training images), head to tail")
-    ax.set_ylabel("ℓ2 norm of the class's classifier weights")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
 def analyze(runs: list[str | Path], output_dir: str | Path, labels: list[str] | None = None,
             data_root: str | None = None) -> list[Path]:
     """Write ``weight_norms.{json,md,png}`` for ``runs`` (run directories of one dataset)."""
@@ -71,6 +56,7 @@ def analyze(runs: list[str | Path], output_dir: str | Path, labels: list[str] | 
              + markdown_table(["curve", "σ", "head class", "tail class", "mean"],
                               [[name, f"{c['std']:.4f}", f"{c['norms'][0]:.4f}", f"{c['norms'][-1]:.4f}",
                                 f"{np.mean(c['norms']):.4f}"] for name, c in curves.items()]))
-    results = {"runs": {run.label: run.summary() for run in trained},
-               "class_order": tail_order(counts).tolist(), "train_counts": counts.tolist(), "curves": curves}
-    return write_analysis(output_dir, "weight_norms", results, table, plot_norms(curves, counts))
+    results = {**describe(trained), "curves": curves}
+    figure = plot_class_curves({f"{name} (σ={c['std']:.3f})": c["norms"] for name, c in curves.items()}, counts,
+                               "ℓ2 norm of the class's classifier weights")
+    return write_analysis(output_dir, "weight_norms", results, table, figure)
