@@ -96,3 +96,15 @@ def test_unrecognized_arguments_are_refused(argv, capsys):
     with pytest.raises(SystemExit):
         parse_args(argv)
     assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_demo_compares_the_methods_and_draws_the_tail(tmp_path, capsys):
+    from longtail.cli import DEMO_METHODS, main
+
+    figure = tmp_path / "tail.png"
+    assert main(["demo", "train.epochs=1", "train.threads=1", "--output", str(figure)]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("method"):].splitlines()
+    assert [row.rsplit(maxsplit=4)[0] for row in table[1:1 + len(DEMO_METHODS)]] == list(DEMO_METHODS)
+    assert list(DEMO_METHODS)[:2] == ["CE", "Balanced Softmax"] and {"BBN", "PaCo"} <= set(DEMO_METHODS)
+    assert figure.stat().st_size > 10_000 and figure.read_bytes()[:4] == b"\x89PNG"
