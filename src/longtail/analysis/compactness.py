@@ -63,10 +63,11 @@ def plot_compactness(curves: dict[str, dict], counts: np.ndarray, spans: list[tu
     for i, (name, curve) in enumerate(curves.items()):
         ax.bar(np.arange(len(order)) + (i - (len(curves) - 1) / 2) * width, curve["distances"], width, label=name)
     top = max(np.nanmax(curve["distances"]) for curve in curves.values())
-    for group, start, stop in spans:
+    ends = {0: "head", len(spans) - 1: "tail"} if len(spans) > 1 else {}
+    for i, (group, start, stop) in enumerate(spans):
         ax.axvline(start - 0.5, color="0.5", linestyle=":", linewidth=0.8)
-        ax.text((start + stop - 1) / 2, 1.04 * top, f"{group} (head)" if group == "many" else
-                f"{group} (tail)" if group == "few" else group, ha="center", va="bottom", fontsize=8)
+        ax.text((start + stop - 1) / 2, 1.04 * top, f"{group} ({ends[i]})" if i in ends else group,
+                ha="center", va="bottom", fontsize=8)
     label_class_axis(ax, counts)
     ax.set_ylim(0, 1.15 * top)
     ax.set_ylabel("mean distance to the class centroid")
