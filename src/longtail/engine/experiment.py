@@ -53,7 +53,11 @@ class Experiment:
         return streams
 
     def test_stream(self, batch_size: int = 500):
-        return make_stream(self.test, None, batch_size, [self.transform(self.config.data.test_transform)],
+        return self.unaugmented_stream(self.test, batch_size)
+
+    def unaugmented_stream(self, images: ImageSet, batch_size: int = 500):
+        """Every image of ``images`` once, in order, through the test transform."""
+        return make_stream(images, None, batch_size, [self.transform(self.config.data.test_transform)],
                            drop_last=False, num_workers=self.config.train.num_workers)
 
 
