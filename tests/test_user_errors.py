@@ -32,6 +32,7 @@ from longtail.errors import CheckpointError, DataError
 from longtail.losses import LOSSES
 from longtail.methods import METHODS
 from longtail.models import MODELS
+from longtail.optimizers import OPTIMIZERS
 from longtail.registry import Registry
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "longtail"
@@ -87,6 +88,47 @@ def test_override_mistakes(tmp_path, capsys, override, fix):
     assert fix in train_error(capsys, tmp_path, {"source": "digits"}, override)
 
 
+# One misspelt name of each kind: the override(s), then what the message must name: the key,
+# the bad value and one of the valid choices.
+MISSPELT = [
+    (["data.source=cifar1000"], "data.source", "'cifar1000'", "cifar100"),
+    (["data.test_transform=non"], "data.test_transform", "'non'", "resize_center_crop"),
+    (["data.profile=expo"], "data.profile", "'expo'", "'exp', 'step'"),
+    (["model.name=resnet33"], "model", "'resnet33'", "resnet32"),
+    (["model.head=cosin"], "model.head", "'cosin'", "cosine"),
+    (["method.name=pako"], "method", "'pako'", "paco"),
+    (["method.loss=ldamm"], "method.loss", "'ldamm'", "ldam"),
+    (["method.loss.name=ce", "method.loss.weights=inverse_freq"], "method.loss.weights", "'inverse_freq'",
+     "inverse_frequency"),
+    (["method.sampler=reversd"], "method.sampler", "'reversd'", "reversed"),
+    (["method.sampler.name=deferred", "method.sampler.after=class_balancd", "method.sampler.switch_epoch=1"],
+     "method.sampler.after", "'class_balancd'", "class_balanced"),
+    (["method.transform=crop_flp"], "method.transform", "'crop_flp'", "crop_flip"),
+    (["method.transform.name=autoaugment_cutout", "method.transform.policy=pac"], "method.transform",
+     "policy 'pac'", "paco"),
+    (["method.samplr=uniform"], "method", "'samplr'", "sampler"),
+    (["method.name=bbn", "method.adaptor=parabolic"], "method.adaptor", "'parabolic'", "parabolic_decay"),
+    (["method.name=bbn", "method.rebalancing_sampler=revers"], "method.rebalancing_sampler", "'revers'",
+     "reversed"),
+    (["method.name=paco", "method.query_transform=randaugmnt"], "method.query_transform", "'randaugmnt'",
+     "randaugment"),
+    (["optim.name=adamx"], "optim", "'adamx'", "adamw"),
+    (["optim.momentun=0.5"], "optim", "'momentun'", "momentum"),
+    (["optim.no_weight_decay_on=[bn,bais]"], "optim.no_weight_decay_on[1]", "'bais'", "'bias'"),
+    (["schedule.name=cosin"], "schedule.name", "'cosin'", "'cosine'"),
+    (["train.precision=bf61"], "train.precision", "'bf61'", "'bf16'"),
+    (["train.device=cudaa"], "train.device", "'cudaa'", "cuda:N"),
+]
+
+
+@pytest.mark.parametrize("overrides, key, bad, valid", MISSPELT, ids=lambda case: str(case))
+def test_a_misspelt_name_fails_before_any_data_is_read(tmp_path, capsys, overrides, key, bad, valid):
+    """The data file does not exist: the name is checked first, and the message says which."""
+    err = train_error(capsys, tmp_path, {}, *overrides)
+    assert f"error: {key}" in err or f"for {key}:" in err or f"{key} {bad}" in err, err
+    assert bad in err and valid in err, err
+
+
 def test_cuda_device_without_cuda(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     err = train_error(capsys, tmp_path, {"source": "digits"}, "train.device=cuda")
@@ -104,7 +146,7 @@ CONFIG_KEY = re.compile(rf"(?<![\w./-])(?:{'|'.join(TOP_LEVEL)})(?:\.\w+)+")
 FILE_SUFFIXES = {"log", "json", "jsonl", "yaml", "txt", "pt", "npz", "png", "md", "lock", "safetensors", "tmp"}
 # Free-form config sections and the registry that checks them.
 COMPONENTS: dict[str, Registry] = {"data.source": SOURCES, "data.test_transform": TRANSFORMS,
-                                   "model": MODELS, "method": METHODS}
+                                   "model": MODELS, "method": METHODS, "optim": OPTIMIZERS}
 NESTED = [SOURCES, TRANSFORMS, MODELS, METHODS, LOSSES]  # components inside components
 
 
@@ -117,7 +159,7 @@ def is_config_key(key: str) -> bool:
     schema, parts = Config, key.split(".")
     for depth, part in enumerate(parts):
         path = ".".join(parts[:depth])
-        if path in COMPONENTS:
+        if path in COMPONENTS and not (dataclasses.is_dataclass(schema) and part in typing.get_type_hints(schema)):
             valid = part in _options(COMPONENTS[path])
             deeper = parts[depth + 1:]
             return valid and all(p in set().union(*map(_options, NESTED)) for p in deeper)

@@ -1,15 +1,17 @@
 """Run configuration: a typed schema, YAML files with ``_base_`` inheritance, and overrides.
 
 OmegaConf merges the files and ``key=value`` overrides onto the schema below, so a misspelt
-top-level key fails at once. Component specs (``model``, ``method`` and the components
-inside it) are free-form mappings checked by their registries when they are built.
+key or a value outside a fixed set of choices (the ``Literal`` types) fails at once. Component
+specs (``data.source``, ``model``, ``method`` and the components inside it, and the ``optim``
+section, which holds the named optimizer's own options) are free-form mappings checked against
+their registries by :func:`longtail.choices.check_choices` before any data is read.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from omegaconf import Container, DictConfig, OmegaConf
@@ -19,13 +21,20 @@ from .errors import ConfigError
 
 BASE_KEY = "_base_"
 
+Profile = Literal["exp", "step"]
+Precision = Literal["fp32", "bf16", "fp16"]  # fp16 on CUDA only
+ScheduleName = Literal["multistep", "cosine"]
+NoDecay = Literal["bn", "bias"]  # batch-norm parameters, biases
+# longtail's defaults for an optimizer's options, where they differ from torch's
+OPTIMIZER_DEFAULTS = {"sgd": {"momentum": 0.9, "nesterov": True, "weight_decay": 2e-4}}
+
 
 @dataclass
 class DataConfig:
     source: Any = "digits"  # a dataset name, or {name: ..., options}
     root: str | None = None  # data root; else $LONGTAIL_DATA, else ./data
     imbalance_ratio: float | None = 100.0  # None keeps the training set as it is
-    profile: str = "exp"  # exp | step
+    profile: Profile = "exp"
     subset_seed: int = 0  # which images the long-tailed subset keeps; 0 = the papers' subsets (not `seed`)
     many_threshold: int = 100  # many-shot: more than this many training images
     few_threshold: int = 20  # few-shot: fewer than this many
@@ -34,15 +43,17 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 2e-4
+    """Any torch.optim optimizer by its lower-case name (:mod:`longtail.optimizers`); keys
+    besides these are that optimizer's options, e.g. ``betas`` for adamw."""
+
+    name: str = "sgd"
+    lr: float = 0.1  # the base learning rate the schedule scales
+    no_weight_decay_on: list[NoDecay] = field(default_factory=list)  # e.g. [bn, bias]; none by default
 
 
 @dataclass
 class ScheduleConfig:
-    name: str = "multistep"  # multistep | cosine
+    name: ScheduleName = "multistep"
     warmup_epochs: int = 5
     milestones: list[int] = field(default_factory=lambda: [120, 160])  # lower lr after m epochs
     gamma: float = 0.01
@@ -55,7 +66,7 @@ class ScheduleConfig:
 class TrainConfig:
     epochs: int = 200
     batch_size: int = 128  # in total, split over DDP ranks
-    precision: str = "bf16"  # fp32 | bf16 | fp16 (fp16 on CUDA only)
+    precision: Precision = "bf16"
     channels_last: bool = True
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     num_workers: int = 2  # for per-image augmentation pipelines
@@ -121,7 +132,9 @@ def _valid_keys(error: Exception) -> str:
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
                 base: dict | None = None) -> DictConfig:
     """Schema defaults <- ``base`` <- the YAML file (and its ``_base_`` files) <- overrides."""
-    layers = [OmegaConf.structured(Config)]
+    schema = OmegaConf.structured(Config)
+    OmegaConf.set_struct(schema.optim, False)  # open to the named optimizer's options
+    layers = [schema]
     if base is not None:
         layers.append(OmegaConf.create(base))
     if path is not None:
@@ -148,6 +161,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         problem = str(error).splitlines()[0].removeprefix("Merge error: ")
         raise ConfigError(f"bad value for {key}: {problem}; fix it in the config file or the "
                           "override") from None
+    for key, value in OPTIMIZER_DEFAULTS.get(config.optim.name, {}).items():
+        config.optim.setdefault(key, value)
     return config
 
 

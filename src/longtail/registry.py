@@ -3,13 +3,15 @@
 Configs name components (``loss: {name: ldam, scale: 30}``); :meth:`Registry.build` looks the
 name up and checks the remaining keys against the factory's signature, so a typo in a config
 fails with a message that lists the valid keys instead of a ``TypeError`` deep in a constructor.
+:meth:`Registry.check` runs the same checks without building, which lets a config be checked
+when it loads (:mod:`longtail.choices`), before any data is read.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, Literal, get_args, get_origin
 
 from .errors import ConfigError
 
@@ -17,10 +19,15 @@ __all__ = ["ConfigError", "Registry"]
 
 
 class Registry:
-    """Maps names to factories (classes or functions)."""
+    """Maps names to factories (classes or functions).
 
-    def __init__(self, kind: str) -> None:
+    ``supplied`` names the arguments longtail passes to the factories (class counts, the
+    number of classes, ...), which a config may not set.
+    """
+
+    def __init__(self, kind: str, supplied: Collection[str] = ()) -> None:
         self.kind = kind
+        self.supplied = tuple(supplied)
         self._factories: dict[str, Callable[..., Any]] = {}
 
     def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -38,11 +45,16 @@ class Registry:
         return sorted(self._factories)
 
     def get(self, name: str) -> Callable[..., Any]:
-        if name not in self._factories:
+        if not isinstance(name, str) or name not in self._factories:
             raise ConfigError(
                 f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
             )
         return self._factories[name]
+
+    def check(self, spec: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The name and options of ``spec``, checked as :meth:`build` checks them."""
+        name, options, _ = self._resolve(spec, self.supplied)
+        return name, options
 
     def build(self, spec: str | Mapping[str, Any], **context: Any) -> Any:
         """Build from ``"name"`` or ``{"name": ..., **options}``.
@@ -50,6 +62,14 @@ class Registry:
         ``context`` holds arguments the caller supplies (class counts, number of classes, ...);
         they are passed only to factories that name them, and a config may not set them.
         """
+        undeclared = set(context) - set(self.supplied)
+        if undeclared:  # a bug in the caller: the registry's `supplied` is what configs may not set
+            raise TypeError(f"{self.kind} registry: {', '.join(sorted(undeclared))} not in its supplied names")
+        _, options, factory = self._resolve(spec, context)
+        params = inspect.signature(factory).parameters
+        return factory(**options, **{k: v for k, v in context.items() if k in params})
+
+    def _resolve(self, spec: Any, supplied: Collection[str]) -> tuple[str, dict[str, Any], Callable[..., Any]]:
         if isinstance(spec, str):
             name, options = spec, {}
         elif isinstance(spec, Mapping):
@@ -64,14 +84,14 @@ class Registry:
         factory = self.get(name)
         params = inspect.signature(factory).parameters
         accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-        valid = [p for p in params if p not in context and p != "self"]
+        valid = [p for p in params if p not in supplied and p != "self"]
         unknown = [key for key in options if key not in valid and not accepts_any]
         if unknown:
             raise ConfigError(
                 f"{self.kind} {name!r} has no option {', '.join(map(repr, unknown))}; "
                 f"valid options: {', '.join(valid) or '(none)'}"
             )
-        clashes = [key for key in options if key in context]
+        clashes = [key for key in options if key in supplied]
         if clashes:
             raise ConfigError(
                 f"{self.kind} {name!r}: {', '.join(clashes)} is set by longtail, not the config"
@@ -83,5 +103,17 @@ class Registry:
                 f"{self.kind} {name!r} needs {', '.join(map(repr, required))}: give it as "
                 f"{{name: {name}, {', '.join(f'{key}: ...' for key in required)}}}"
             )
-        given = {k: v for k, v in context.items() if k in params}
-        return factory(**options, **given)
+        for key, choices in _literal_options(factory).items():
+            if key in options and options[key] not in choices:
+                raise ConfigError(f"{self.kind} {name!r}: unknown {key} {options[key]!r}; choose one "
+                                  f"of: {', '.join(map(str, choices))}")
+        return name, options, factory
+
+
+def _literal_options(factory: Callable[..., Any]) -> dict[str, tuple[Any, ...]]:
+    """The options annotated with a ``Literal`` (a fixed set of choices), and their choices."""
+    try:
+        params = inspect.signature(factory, eval_str=True).parameters
+    except NameError:  # an annotation only importable for type checkers: no choices to check
+        return {}
+    return {key: get_args(p.annotation) for key, p in params.items() if get_origin(p.annotation) is Literal}

@@ -33,7 +33,7 @@ from torch.utils.data import Sampler
 from ..errors import ConfigError
 from ..registry import Registry
 
-SAMPLERS = Registry("sampler")
+SAMPLERS = Registry("sampler", supplied=("targets", "seed", "stream", "epochs", "num_replicas", "rank"))
 
 
 def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:

@@ -27,7 +27,7 @@ from PIL import Image
 from ..errors import DataError, DatasetNotFound
 from ..registry import Registry
 
-SOURCES = Registry("dataset")
+SOURCES = Registry("dataset", supplied=("root",))
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2023, 0.1994, 0.2010)

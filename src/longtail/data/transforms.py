@@ -21,7 +21,7 @@ from ..registry import ConfigError, Registry
 from . import batch_transforms as batch
 from .paco_autoaugment import PaCoAutoAugment, PILPaCoAutoAugment
 
-TRANSFORMS = Registry("transform")
+TRANSFORMS = Registry("transform", supplied=("mean", "std", "image_size"))
 
 PerImage = Callable[[object], torch.Tensor]
 Batched = Callable[[torch.Tensor, torch.Generator], torch.Tensor]

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from .. import choices  # a module: methods.paco imports the engine, which imports it
 from ..config import plain
 from ..data import SAMPLERS, SOURCES, TRANSFORMS, DataSource, ImageSet, longtailed_indices, make_stream
 from ..methods import METHODS, Method
@@ -62,6 +63,7 @@ class Experiment:
 
 
 def build_experiment(config: DictConfig) -> Experiment:
+    choices.check_choices(config)  # every name, before any data is read
     data = config.data
     source = SOURCES.build(plain(data.source), root=data.root)
     train = source.train
@@ -71,9 +73,6 @@ def build_experiment(config: DictConfig) -> Experiment:
     for split, images in (("training", train), ("test", source.test)):  # before any step
         images.check_readable(split, config.train.num_workers)
     counts = np.bincount(train.targets, minlength=source.num_classes)
-    if not isinstance(plain(config.model), dict):
-        raise ConfigError(f"model must be a mapping with a 'name' key, e.g. model: {{name: resnet32}}; "
-                          f"got {plain(config.model)!r}")
     method = METHODS.build(
         plain(config.method), model_spec=plain(config.model), num_classes=source.num_classes,
         class_counts=counts, epochs=config.train.epochs,

@@ -25,9 +25,11 @@ from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from ..config import plain
 from ..data.samplers import epoch_generator
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from ..methods import StepOutput
+from ..optimizers import build_optimizer
 from .checkpoint import (
     DiskFull,
     drop_epochs_after,
@@ -93,11 +95,7 @@ class Trainer:
         self.method = self.experiment.method.to(self.runtime.device)
         if config.train.channels_last:
             self.method.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.SGD(
-            [p for p in self.method.parameters() if p.requires_grad], lr=config.optim.lr,
-            momentum=config.optim.momentum, nesterov=config.optim.nesterov,
-            weight_decay=config.optim.weight_decay,
-        )
+        self.optimizer = build_optimizer(self.method, plain(config.optim))
         self.scaler = torch.amp.GradScaler("cuda", enabled=config.train.precision == "fp16")
         self.start_epoch, self.elapsed = 0, 0.0
         if resume:
@@ -134,7 +132,12 @@ class Trainer:
                      f"this config's model ({trained_by(self.config)})",
                      "--resume continues a run as it was configured: drop the overrides that change "
                      "its model or method, or start a new run with another name= or output_dir=")
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except ValueError as error:  # torch's message: another number or size of parameter groups
+            raise CheckpointError(f"{self.run_dir}/checkpoints/last.pt: its optimizer state does not fit "
+                                  f"this config's optim ({error}); --resume with the run's own optim "
+                                  "settings") from None
         self.scaler.load_state_dict(state["scaler"])
         self.start_epoch, self.elapsed = state["epoch"], state["elapsed"]
         self.log(f"resuming {self.run_dir} after epoch {self.start_epoch}")

@@ -5,7 +5,7 @@ Losses with per-class weights (:class:`WeightedLoss`) take a ``weights`` schedul
 
 from ..registry import Registry
 
-LOSSES = Registry("loss")
+LOSSES = Registry("loss", supplied=("class_counts",))
 
 from . import classification, focal, ldam, logit_adjustment  # noqa: E402,F401
 from .reweighting import CLASS_WEIGHTS, WeightedLoss  # noqa: E402

@@ -17,7 +17,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..registry import Registry
 
-CLASS_WEIGHTS = Registry("class weights")
+CLASS_WEIGHTS = Registry("class weights", supplied=("class_counts",))
 
 
 def _counts(class_counts: np.ndarray | torch.Tensor) -> torch.Tensor:

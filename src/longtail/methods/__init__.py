@@ -2,7 +2,7 @@
 
 from ..registry import Registry
 
-METHODS = Registry("method")
+METHODS = Registry("method", supplied=("model_spec", "num_classes", "class_counts", "epochs"))
 
 # base first: paco imports the engine, whose experiment module imports Method from here.
 from .base import Method, StepOutput, StreamSpec  # noqa: E402,I001

@@ -22,7 +22,7 @@ from ..registry import ConfigError, Registry
 from . import METHODS
 from .base import Method, StepOutput, StreamSpec
 
-ADAPTORS = Registry("adaptor")
+ADAPTORS = Registry("adaptor", supplied=("epochs",))
 
 
 class Adaptor(nn.Module):

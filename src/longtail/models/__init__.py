@@ -16,7 +16,7 @@ from .classifier import ImageClassifier
 from .heads import HEADS
 from .moco import MoCo
 
-MODELS = Registry("model")
+MODELS = Registry("model", supplied=("num_classes",))
 
 
 def create(name: str, num_classes: int, **options: Any) -> nn.Module:

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..registry import Registry
 
-HEADS = Registry("head")
+HEADS = Registry("head", supplied=("in_features", "num_classes"))
 
 
 @HEADS.register("linear")
