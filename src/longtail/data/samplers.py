@@ -1,8 +1,9 @@
 """Samplers over a labelled training set, each a :class:`torch.utils.data.Sampler`.
 
-They know class counts, never losses. Every epoch's draw depends only on ``(seed, epoch)``,
-which makes resuming exact, and under DDP each rank takes its own shard of the same global
-draw (``rank::world_size``), as :class:`~torch.utils.data.DistributedSampler` does.
+They know class counts, never losses. Every epoch's draw depends only on the run's seed, the
+stream's index and the epoch (:mod:`longtail.seeding`), which makes resuming exact, and under
+DDP each rank takes its own shard of the same global draw (``rank::world_size``), as
+:class:`~torch.utils.data.DistributedSampler` does.
 
 Class-aware samplers draw a class from ``p`` and then an image of that class uniformly with
 replacement; they differ only in ``p``:
@@ -32,17 +33,17 @@ from torch.utils.data import Sampler
 
 from ..errors import ConfigError
 from ..registry import Registry
+from ..seeding import generator
 
 SAMPLERS = Registry("sampler", supplied=("targets", "seed", "stream", "epochs", "num_replicas", "rank"))
 
 
-def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
-    """A generator determined by (seed, epoch, stream) alone."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 101 + stream)
-
-
 class LabelSampler(Sampler[int]):
-    """Base class: DDP sharding, ``set_epoch`` and one epoch's global draw."""
+    """Base class: DDP sharding, ``set_epoch`` and one epoch's global draw.
+
+    ``seed`` is the run's and ``stream`` the index of the data stream the sampler feeds: two
+    samplers of one run (BBN's two branches) draw independently.
+    """
 
     def __init__(
         self,
@@ -51,10 +52,11 @@ class LabelSampler(Sampler[int]):
         seed: int = 0,
         num_replicas: int | None = None,
         rank: int | None = None,
+        stream: int = 0,
     ) -> None:
         self.targets = torch.as_tensor(np.asarray(targets), dtype=torch.long)
         self.class_counts = torch.bincount(self.targets)
-        self.seed = seed
+        self.seed, self.stream = seed, stream
         self.epoch = 0
         distributed = dist.is_available() and dist.is_initialized()
         self.num_replicas = num_replicas or (dist.get_world_size() if distributed else 1)
@@ -70,7 +72,7 @@ class LabelSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         total = self.num_samples * self.num_replicas
-        indices = self.draw(epoch_generator(self.seed, self.epoch), total)
+        indices = self.draw(generator(self.seed, "sampler", self.epoch, stream=self.stream), total)
         return iter(indices[self.rank :: self.num_replicas].tolist())
 
     def __len__(self) -> int:
@@ -91,8 +93,8 @@ class ClassAwareSampler(LabelSampler):
     """Draw classes from :meth:`class_probabilities`, then an image of the class uniformly."""
 
     def __init__(self, targets: np.ndarray, num_samples: int | None = None, seed: int = 0,
-                 num_replicas: int | None = None, rank: int | None = None) -> None:
-        super().__init__(targets, num_samples, seed, num_replicas, rank)
+                 num_replicas: int | None = None, rank: int | None = None, stream: int = 0) -> None:
+        super().__init__(targets, num_samples, seed, num_replicas, rank, stream)
         self.by_class = torch.argsort(self.targets, stable=True)
         self.class_start = torch.cumsum(self.class_counts, 0) - self.class_counts
 
@@ -141,8 +143,9 @@ class ProgressivelyBalancedSampler(ClassAwareSampler):
     """Moves linearly from instance-uniform (first epoch) to class-balanced (last epoch)."""
 
     def __init__(self, targets: np.ndarray, epochs: int, num_samples: int | None = None,
-                 seed: int = 0, num_replicas: int | None = None, rank: int | None = None) -> None:
-        super().__init__(targets, num_samples, seed, num_replicas, rank)
+                 seed: int = 0, num_replicas: int | None = None, rank: int | None = None,
+                 stream: int = 0) -> None:
+        super().__init__(targets, num_samples, seed, num_replicas, rank, stream)
         self.epochs = epochs
 
     def class_probabilities(self) -> torch.Tensor:
@@ -156,14 +159,14 @@ class ProgressivelyBalancedSampler(ClassAwareSampler):
 class DeferredSampler(Sampler[int]):
     """Draws with ``before`` until 0-based epoch ``switch_epoch``, with ``after`` from then on.
 
-    Both inner samplers get the same targets, seed and sharding, and follow ``set_epoch``.
+    Both inner samplers get the same targets, seed, stream and sharding, and follow ``set_epoch``.
     """
 
     def __init__(self, targets: np.ndarray, after: Any, switch_epoch: int, before: Any = "uniform",
                  seed: int = 0, epochs: int | None = None, num_replicas: int | None = None,
-                 rank: int | None = None) -> None:
+                 rank: int | None = None, stream: int = 0) -> None:
         context = dict(targets=targets, seed=seed, epochs=epochs, num_replicas=num_replicas,
-                       rank=rank)
+                       rank=rank, stream=stream)
         self.before = SAMPLERS.build(before, **context)
         self.after = SAMPLERS.build(after, **context)
         if len(self.before) != len(self.after):  # the engine fixes the steps per epoch once

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
 from ..epochs import EpochDependent
-from .samplers import epoch_generator
+from ..seeding import generator, seed_global
 from .sources import ImageSet
 from .transforms import Pipeline
 
@@ -51,14 +51,14 @@ class InMemoryStream(_EpochStream):
     """Batches gathered from uint8 images in memory and augmented as whole batches."""
 
     def __init__(self, images: ImageSet, sampler: Sampler[int] | None, batch_size: int,
-                 views: Sequence[Pipeline], drop_last: bool, seed: int, stream: int) -> None:
+                 views: Sequence[Pipeline], drop_last: bool, seed: int, stream: int, rank: int) -> None:
         self.images = torch.from_numpy(images.images)
         self.targets = torch.from_numpy(images.targets)
         self.sampler = sampler
         self.batch_size = batch_size
         self.views = [view.batched for view in views]
         self.drop_last = drop_last
-        self.seed, self.stream, self.epoch = seed, stream, 0
+        self.seed, self.stream, self.rank, self.epoch = seed, stream, rank, 0
 
     def __len__(self) -> int:
         n = len(self.sampler) if self.sampler is not None else len(self.targets)
@@ -66,11 +66,11 @@ class InMemoryStream(_EpochStream):
 
     def __iter__(self) -> Iterator[Batch]:
         order = torch.arange(len(self.targets)) if self.sampler is None else torch.tensor(list(self.sampler))
-        generator = epoch_generator(self.seed, self.epoch, 1000 + self.stream)
+        draws = generator(self.seed, "augment", self.epoch, self.rank, self.stream)
         for b in range(len(self)):
             index = order[b * self.batch_size : (b + 1) * self.batch_size]
             images = self.images[index]
-            yield Batch([view(images, generator) for view in self.views], self.targets[index])
+            yield Batch([view(images, draws) for view in self.views], self.targets[index])
 
 
 class _ViewDataset(Dataset):
@@ -85,25 +85,32 @@ class _ViewDataset(Dataset):
         return [view(image) for view in self.views], int(self.images.targets[index])
 
 
-def _one_thread(_: int) -> None:
-    torch.set_num_threads(1)  # workers share the cores with the training threads
+class _WorkerSeed:
+    """A DataLoader ``worker_init_fn``: one thread, and the worker's own stream (:mod:`longtail.seeding`)."""
+
+    def __init__(self, seed: int, epoch: int, rank: int, stream: int) -> None:
+        self.seed, self.epoch, self.rank, self.stream = seed, epoch, rank, stream
+
+    def __call__(self, worker: int) -> None:
+        torch.set_num_threads(1)  # workers share the cores with the training threads
+        seed_global(self.seed, "worker", self.epoch, self.rank, self.stream, worker)
 
 
 class LoaderStream(_EpochStream):
-    """Per-image pipelines in DataLoader workers, whose seeds derive from (seed, epoch).
+    """Per-image pipelines in DataLoader workers, each seeded from (seed, epoch, rank, stream, worker).
 
     With ``num_workers=0`` the pipelines draw from the global RNG, which the trainer reseeds
-    from (seed, epoch) at the start of every epoch.
+    from (seed, epoch, rank) at the start of every epoch.
     """
 
     def __init__(self, images: ImageSet, sampler: Sampler[int] | None, batch_size: int,
-                 views: Sequence[Pipeline], drop_last: bool, seed: int, stream: int,
+                 views: Sequence[Pipeline], drop_last: bool, seed: int, stream: int, rank: int,
                  num_workers: int, pin_memory: bool) -> None:
         self.dataset = _ViewDataset(images, views)
         self.sampler = sampler if sampler is not None else SequentialSampler(self.dataset)
         self.batches = BatchSampler(self.sampler, batch_size, drop_last)
         self.num_workers, self.pin_memory = num_workers, pin_memory
-        self.seed, self.stream, self.epoch = seed, stream, 0
+        self.seed, self.stream, self.rank, self.epoch = seed, stream, rank, 0
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -111,8 +118,8 @@ class LoaderStream(_EpochStream):
     def __iter__(self) -> Iterator[Batch]:
         loader = DataLoader(
             self.dataset, batch_sampler=self.batches, num_workers=self.num_workers,
-            pin_memory=self.pin_memory, worker_init_fn=_one_thread,
-            generator=epoch_generator(self.seed, self.epoch, 2000 + self.stream),
+            pin_memory=self.pin_memory, worker_init_fn=_WorkerSeed(self.seed, self.epoch, self.rank, self.stream),
+            generator=generator(self.seed, "loader", self.epoch, self.rank, self.stream),
             persistent_workers=False,
         )
         for views, targets in loader:
@@ -121,9 +128,10 @@ class LoaderStream(_EpochStream):
 
 def make_stream(images: ImageSet, sampler: Sampler[int] | None, batch_size: int,
                 views: Sequence[Pipeline], *, drop_last: bool, seed: int = 0, stream: int = 0,
-                num_workers: int = 2, pin_memory: bool = False) -> InMemoryStream | LoaderStream:
-    """The fastest stream that can run these views on this data."""
+                rank: int = 0, num_workers: int = 2, pin_memory: bool = False) -> InMemoryStream | LoaderStream:
+    """The fastest stream that can run these views on this data; its random draws are stream
+    ``stream``'s of a run with seed ``seed`` on rank ``rank`` (:mod:`longtail.seeding`)."""
     if images.in_memory and all(view.batched is not None for view in views):
-        return InMemoryStream(images, sampler, batch_size, views, drop_last, seed, stream)
-    return LoaderStream(images, sampler, batch_size, views, drop_last, seed, stream,
+        return InMemoryStream(images, sampler, batch_size, views, drop_last, seed, stream, rank)
+    return LoaderStream(images, sampler, batch_size, views, drop_last, seed, stream, rank,
                         num_workers, pin_memory)

@@ -42,13 +42,13 @@ class Experiment:
         streams = {}
         for index, (name, spec) in enumerate(self.method.streams().items()):
             sampler = SAMPLERS.build(
-                plain(spec.sampler), targets=self.train.targets, seed=config.seed + 7919 * index,
+                plain(spec.sampler), targets=self.train.targets, seed=config.seed, stream=index,
                 epochs=config.train.epochs, num_replicas=world_size, rank=rank,
             )
             streams[name] = make_stream(
                 self.train, sampler, config.train.batch_size // world_size,
                 [self.transform(view) for view in spec.views], drop_last=True,
-                seed=config.seed, stream=index, num_workers=config.train.num_workers,
+                seed=config.seed, stream=index, rank=rank, num_workers=config.train.num_workers,
                 pin_memory=pin_memory,
             )
         return streams

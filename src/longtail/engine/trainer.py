@@ -3,9 +3,9 @@
 A run directory holds everything needed to repeat or continue the run: ``config.yaml``,
 ``command.txt``, ``commit.txt``, ``metrics.jsonl`` (one line per epoch), ``eval.json`` (the
 final epoch's test report), ``summary.json``, ``checkpoints/`` and ``train.lock`` (held while
-training). Randomness is derived from ``(seed, epoch)`` at the start of every epoch, so a
-checkpoint needs only the epoch counter besides model and optimizer state for ``--resume`` to
-continue exactly. How the record is kept (refusals, Ctrl-C, a full disk) is in
+training). Randomness is derived from ``(seed, epoch, rank)`` at the start of every epoch
+(:mod:`longtail.seeding`), so a checkpoint needs only the epoch counter besides model and
+optimizer state for ``--resume`` to continue exactly. How the record is kept (refusals, Ctrl-C, a full disk) is in
 :mod:`.records`.
 """
 
@@ -26,10 +26,10 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ..config import plain
-from ..data.samplers import epoch_generator
 from ..errors import CheckpointError, ConfigError
 from ..methods import StepOutput
 from ..optimizers import build_optimizer
+from ..seeding import seed_global
 from .checkpoint import (
     DiskFull,
     drop_epochs_after,
@@ -90,7 +90,7 @@ class Trainer:
         self.runtime = runtime or setup(config.train.device)
         if config.train.threads:
             torch.set_num_threads(config.train.threads)
-        torch.manual_seed(config.seed)  # model initialisation
+        seed_global(config.seed, "init")  # model initialisation
         self.experiment: Experiment = build_experiment(config)
         self.method = self.experiment.method.to(self.runtime.device)
         if config.train.channels_last:
@@ -192,7 +192,7 @@ class Trainer:
         report = None
         for epoch in range(self.start_epoch, train.epochs):
             started = time.perf_counter()
-            torch.manual_seed(epoch_generator(config.seed, epoch).initial_seed())
+            seed_global(config.seed, "global", epoch, runtime.rank)
             for stream in streams.values():
                 stream.set_epoch(epoch)
             self.method.set_epoch(epoch)

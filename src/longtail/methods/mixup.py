@@ -55,7 +55,7 @@ class Mixup(Standard):
 
     def forward(self, batches: dict[str, Batch]) -> StepOutput:
         main = batches["main"]
-        # the global RNG is reseeded from (seed, epoch) by the engine, so resuming is exact
+        # the global RNG is reseeded from (seed, epoch, rank) by the engine, so resuming is exact
         lam = float(self.beta.sample())
         depth = self.layers[int(torch.randint(len(self.layers), ()))]
         prefix = self.model.backbone.trunk[:depth]
