@@ -32,7 +32,7 @@ from longtail.engine import build_experiment
 from longtail.engine.experiment import Experiment, autocast
 from longtail.methods import METHODS, Method
 
-DEFAULT_CONFIG = "configs/cifar100_lt/paco_ir100.yaml"
+DEFAULT_CONFIG = "configs/cifar100_lt/paco.yaml"
 
 
 def _seconds_per_call(fn: Callable[[], Any], repeats: int, warmup: int = 3) -> float:

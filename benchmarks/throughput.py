@@ -25,7 +25,7 @@ from longtail.config import load_config
 from longtail.engine import Trainer
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "cifar100_lt"
-METHODS = {"ce": CONFIGS / "ce_ir100.yaml", "bbn": CONFIGS / "bbn_ir100.yaml"}
+METHODS = {"ce": CONFIGS / "ce.yaml", "bbn": CONFIGS / "bbn.yaml"}  # IR 100
 
 
 def matmul_flops_per_s(size: int = 2048, repeats: int = 20) -> float:

@@ -76,6 +76,16 @@ def test_train_eval_record(tiny_npz, tmp_path, capsys):
     assert f"| tiny_lt | CE | 4 | – | {trained['top1']:.2f} |" in text and text.endswith("after\n")
 
 
+def test_a_run_is_named_after_its_config_file_and_ratio(tiny_npz, tmp_path):
+    recipe = tiny_config(tiny_npz, train={"epochs": 1})
+    del recipe["name"]
+    config = tmp_path / "configs" / "tiny_lt" / "ce.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text(yaml.safe_dump(recipe))
+    assert main(["train", str(config), "data.imbalance_ratio=3.0", f"output_dir={tmp_path / 'runs'}"]) == 0
+    assert (tmp_path / "runs" / "tiny_lt" / "ce_ir3" / "eval.json").exists()  # not ce_ir3.0
+
+
 def test_overrides_may_follow_the_options():
     args = parse_args(["train", "c.yaml", "a.b=1", "--data-root", "D", "train.epochs=100", "--resume", "x=2"])
     assert args.overrides == ["a.b=1", "train.epochs=100", "x=2"]

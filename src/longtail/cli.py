@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from .config import load_config
+from .config import load_config, ratio_text
 from .data import SOURCES, longtailed_indices, shot_groups
 from .errors import ConfigError, DataError, NotFound, UserError
 
@@ -27,6 +27,14 @@ DEMO_METHODS = {
 }
 
 
+def run_name(config_file: Path, imbalance_ratio: float | None) -> str:
+    """A run named after its config file and ratio: ``cifar100_lt/bbn_ir50`` for
+    ``configs/cifar100_lt/bbn.yaml data.imbalance_ratio=50``."""
+    parts = config_file.with_suffix("").parts
+    name = "/".join(parts[parts.index("configs") + 1 :] if "configs" in parts else parts[-1:])
+    return name if imbalance_ratio is None else f"{name}_ir{ratio_text(imbalance_ratio)}"
+
+
 def _train(args: argparse.Namespace) -> None:
     from .engine import Trainer
     from .engine.records import check_run_dir
@@ -39,9 +47,8 @@ def _train(args: argparse.Namespace) -> None:
         run_dir = resume_dir
     else:
         config = load_config(target, args.overrides)
-        if config.name == "run":  # name runs after their config file, e.g. cifar100_lt/ce_ir100
-            parts = target.with_suffix("").parts
-            config.name = "/".join(parts[parts.index("configs") + 1 :] if "configs" in parts else parts[-1:])
+        if config.name == "run":
+            config.name = run_name(target, config.data.imbalance_ratio)
         run_dir = Path(config.output_dir) / config.name
     if args.data_root:
         config.data.root = args.data_root

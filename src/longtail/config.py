@@ -29,6 +29,15 @@ NoDecay = Literal["bn", "bias"]  # batch-norm parameters, biases
 OPTIMIZER_DEFAULTS = {"sgd": {"momentum": 0.9, "nesterov": True, "weight_decay": 2e-4}}
 
 
+def ratio_text(ratio: float | int) -> str:
+    """An imbalance ratio as run names write it: ``100`` for 100.0, ``12.5`` for 12.5."""
+    return f"{ratio:g}"
+
+
+# `${ratio:${data.imbalance_ratio}}` in a config: e.g. a stage-2 config's stage-1 run, ce_ir100
+OmegaConf.register_resolver("ratio", ratio_text, replace=True)
+
+
 @dataclass
 class DataConfig:
     source: Any = "digits"  # a dataset name, or {name: ..., options}
