@@ -13,9 +13,9 @@ import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+from longtail.checkpoints import load_checkpoint
 from longtail.config import load_config, plain
 from longtail.engine import Trainer
-from longtail.engine.checkpoint import load_checkpoint
 from longtail.losses.contrastive import PaCoLoss, SupConLoss
 from longtail.methods import METHODS
 from longtail.models import create

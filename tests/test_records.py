@@ -21,11 +21,11 @@ import yaml
 from omegaconf import OmegaConf
 
 from conftest import reference_indices, tiny_config, write_tiny_npz
+from longtail.checkpoints import load_checkpoint
 from longtail.cli import main
 from longtail.data import SOURCES
 from longtail.data.longtail import check_imbalance_ratio
 from longtail.engine import build_experiment
-from longtail.engine.checkpoint import load_checkpoint
 from longtail.registry import ConfigError
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

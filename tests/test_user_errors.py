@@ -23,11 +23,11 @@ from PIL import Image
 from torch import nn
 
 from conftest import tiny_config, write_tiny_npz
+from longtail.checkpoints import load_weights
 from longtail.cli import main
 from longtail.config import Config, load_config
 from longtail.data import SOURCES, TRANSFORMS, ImageSet
 from longtail.engine import Trainer
-from longtail.engine.checkpoint import load_weights
 from longtail.errors import CheckpointError, DataError
 from longtail.losses import LOSSES
 from longtail.methods import METHODS

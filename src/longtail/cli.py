@@ -49,8 +49,8 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
+    from .checkpoints import checkpoint_file, load_checkpoint, load_weights, trained_by
     from .engine import build_experiment, classification_report, format_report, predict
-    from .engine.checkpoint import load_checkpoint, load_weights, trained_by
     from .engine.distributed import setup
     from .engine.records import check_checkpoint_of_run, report_path, run_directory, write_report
     from .models.pretrained import WEIGHTS_FILE
@@ -58,7 +58,7 @@ def _eval(args: argparse.Namespace) -> None:
     target = Path(args.target)
     if (target / WEIGHTS_FILE).exists() and not (target / "checkpoints").exists():  # a results folder
         return _eval_recorded(target, args)
-    checkpoint = target / "checkpoints" / "last.pt" if target.is_dir() else target
+    checkpoint = checkpoint_file(target)
     if not checkpoint.exists():
         raise NotFound(f"no checkpoint at {checkpoint}; give a run directory or a .pt file")
     state = load_checkpoint(checkpoint)

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..checkpoints import load_checkpoint, load_weights, trained_by
 from ..data.streams import Batch
-from ..engine.checkpoint import load_checkpoint, load_weights, trained_by
-from ..engine.distributed import gather_cat
 from ..errors import NotFound
+from ..gather import gather_cat
 from ..losses import LOSSES
 from ..losses.contrastive import PaCoLoss, SupConLoss
 from ..models import MoCo, create

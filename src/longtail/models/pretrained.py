@@ -30,9 +30,11 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save
 from torch import nn
 
+from ..checkpoints import model_weights
 from ..config import load_config, plain
 from ..data import SOURCES, TRANSFORMS
 from ..errors import CheckpointError, NotFound
+from ..io import write_atomically
 from . import create
 from .moco import MoCo
 
@@ -62,14 +64,10 @@ def export_inference_weights(checkpoint: dict[str, Any], path: Path, data_root: 
     The run's data source is opened (``data_root`` or the run's ``data.root``) for the number of
     classes, the image size and the normalisation statistics the weights go with.
     """
-    from ..engine.checkpoint import write_atomically  # the engine imports models
-
     config = OmegaConf.create(checkpoint["config"])
     source = SOURCES.build(plain(config.data.source), root=data_root or config.data.root)
     model = build_model(plain(config.model), source.num_classes)
-    prefix = "model."
-    model.load_state_dict({key.removeprefix(prefix): value for key, value in checkpoint["method"].items()
-                           if key.startswith(prefix)})
+    model.load_state_dict(model_weights(checkpoint))
     tensors = {key: value.contiguous() for key, value in inference_module(model).state_dict().items()}
     data = {"num_classes": source.num_classes, "image_size": source.image_size, "mean": list(source.mean),
             "std": list(source.std), "epoch": checkpoint["epoch"]}

@@ -17,6 +17,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from ..checkpoints import load_checkpoint, load_weights, model_weights, trained_by
 from ..errors import ConfigError, NotFound
 from ..losses.classification import log_prior
 from . import MODELS, create
@@ -45,8 +46,6 @@ class FrozenFeatures(nn.Module):
 
 def load_stage1(run: str | Path, num_classes: int) -> ImageClassifier:
     """The image classifier trained in run directory ``run`` (its last checkpoint)."""
-    from ..engine.checkpoint import load_checkpoint, load_weights, trained_by  # the engine imports models
-
     checkpoint = Path(run) / "checkpoints" / "last.pt"
     if not checkpoint.exists():
         raise NotFound(f"no stage-1 checkpoint at {checkpoint}; train stage 1 first, or point "
@@ -57,9 +56,7 @@ def load_stage1(run: str | Path, num_classes: int) -> ImageClassifier:
     if not isinstance(model, ImageClassifier):
         raise ConfigError(f"stage 1 in {run} trained a {type(model).__name__}, not backbone + head; "
                           "stage 2 needs a plain classifier run such as resnet32")
-    prefix = "model."
-    load_weights(model, {key.removeprefix(prefix): value for key, value in state["method"].items()
-                         if key.startswith(prefix)},
+    load_weights(model, model_weights(state),
                  f"{checkpoint} ({trained_by(state['config'])})",
                  f"{spec.get('name')} with {num_classes} classes",
                  "Stage 2 needs a stage-1 run of the same dataset and classes")
