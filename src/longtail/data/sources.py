@@ -422,15 +422,9 @@ _BENCHMARKS = {
 }
 
 
-def _benchmark_factory(name: str):
+@SOURCES.register_family("", _BENCHMARKS)
+def benchmark(name: str, root: str | None = None, image_size: int = 224) -> DataSource:
+    """One of the large benchmarks (``imagenet_lt``, ``places_lt``, ``inat2017``, ``inat2018``):
+    its classes listed in the community's train / test file lists under ``root``."""
     train_list, test_list, num_classes = _BENCHMARKS[name]
-
-    def build(root: str | None = None, image_size: int = 224) -> DataSource:
-        return filelist(root, train_list, test_list, num_classes, image_size, name)
-
-    build.__doc__ = f"{name}: {num_classes} classes listed in {train_list} / {test_list} under root."
-    return build
-
-
-for _name in _BENCHMARKS:
-    SOURCES.register(_name)(_benchmark_factory(_name))
+    return filelist(root, train_list, test_list, num_classes, image_size, name)

@@ -26,8 +26,7 @@ from ..losses import LOSSES
 from ..losses.contrastive import PaCoLoss, SupConLoss
 from ..models import MoCo, create
 from ..registry import ConfigError
-from . import METHODS
-from .base import Method, StepOutput, StreamSpec
+from .base import METHODS, Method, StepOutput, StreamSpec
 
 
 class ContrastiveMethod(Method):

@@ -145,6 +145,11 @@ def _reset(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+TORCHVISION_RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d",
+                       "resnext101_32x8d")
+
+
+@BACKBONES.register_family("", TORCHVISION_RESNETS)
 def torchvision_resnet(arch: str, weights: str | None = None) -> FeatureExtractor:
     """A torchvision ResNet without its fc layer; last block = layer4[-1].
 
@@ -161,16 +166,3 @@ def torchvision_resnet(arch: str, weights: str | None = None) -> FeatureExtracto
         net.layer4[:-1],
     )
     return FeatureExtractor(trunk, net.layer4[-1], net.fc.in_features, _reset)
-
-
-def _torchvision_factory(arch: str) -> Callable[..., FeatureExtractor]:
-    def build(weights: str | None = None) -> FeatureExtractor:
-        return torchvision_resnet(arch, weights)
-
-    build.__doc__ = f"torchvision {arch} without its fc layer; ``weights``: pretrained weights name."
-    return build
-
-
-for _arch in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-              "resnext50_32x4d", "resnext101_32x8d"):
-    BACKBONES.register(_arch)(_torchvision_factory(_arch))

@@ -8,12 +8,11 @@ plain concatenation ``[f_c ; f_r]``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
 from .backbones import BACKBONES, FeatureExtractor, build_backbone
+from .registry import MODELS
 
 BRANCHES = ("conventional", "rebalancing")
 
@@ -44,14 +43,7 @@ class BilateralBranchNetwork(nn.Module):
         return self.mix(self._pool(self.conventional(features)), self._pool(self.rebalancing(features)), alpha)
 
 
-def _bbn_factory(backbone: str) -> Callable[..., BilateralBranchNetwork]:
-    def build(num_classes: int, backbone_options: dict | None = None) -> BilateralBranchNetwork:
-        return BilateralBranchNetwork(build_backbone(backbone, backbone_options), num_classes)
-
-    build.__doc__ = f"BBN on {backbone}: shared trunk, two copies of its last block, one classifier."
-    return build
-
-
-def register(models) -> None:
-    for backbone in BACKBONES.names():
-        models.register(f"bbn_{backbone}")(_bbn_factory(backbone))
+@MODELS.register_family("bbn_", BACKBONES)
+def bbn(backbone: str, num_classes: int, backbone_options: dict | None = None) -> BilateralBranchNetwork:
+    """``bbn_<backbone>``: shared trunk, two copies of the backbone's last block, one classifier."""
+    return BilateralBranchNetwork(build_backbone(backbone, backbone_options), num_classes)

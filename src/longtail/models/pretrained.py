@@ -35,8 +35,8 @@ from ..config import load_config, plain
 from ..data import SOURCES, TRANSFORMS
 from ..errors import CheckpointError, NotFound
 from ..io import write_atomically
-from . import create
 from .moco import MoCo
+from .registry import create
 
 WEIGHTS_FILE = "model.safetensors"
 METADATA_KEY = "longtail"  # JSON: num_classes, image_size, mean, std, epoch

@@ -20,10 +20,10 @@ from torch import nn
 from ..checkpoints import load_checkpoint, load_weights, model_weights, trained_by
 from ..errors import ConfigError, NotFound
 from ..losses.classification import log_prior
-from . import MODELS, create
 from .backbones import FeatureExtractor
 from .classifier import ImageClassifier
 from .heads import HEADS, PriorAdjusted, ScaledHead, tau_normalised
+from .registry import MODELS, create
 
 
 class FrozenFeatures(nn.Module):
