@@ -1,4 +1,5 @@
-"""Every shipped config loads and builds its method (no data needed: fake long-tailed counts)."""
+"""Every shipped config, and the config of every recorded result, loads and builds its method (no
+data needed: fake long-tailed counts)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from longtail.data import TRANSFORMS
 from longtail.methods import METHODS
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+RESULTS = CONFIGS.parent / "results"
 # Complete recipes: not the shared fragments (base.yaml, *_recipe.yaml, configs/methods/, configs/*.yaml)
 RECIPES = sorted(p for p in CONFIGS.rglob("*.yaml")
                  if p.parent not in (CONFIGS, CONFIGS / "methods") and p.name != "base.yaml"
                  and not p.stem.endswith("recipe"))
-STAGE2_MODELS = {"frozen_features", "lws"}  # need a finished stage-1 run to build
+RECORDED = sorted(RESULTS.rglob("config.yaml"))
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet_lt": 1000, "places_lt": 365, "inat2017": 5089,
                "inat2018": 8142}
 TABLE1 = ["ce", "focal", "mixup", "manifold_mixup", "manifold_mixup_two_samplers", "ce_drw",
@@ -30,14 +32,15 @@ def _source_name(config) -> str:
     return source if isinstance(source, str) else source["name"]
 
 
-@pytest.mark.parametrize("path", RECIPES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_there_are_recorded_results_to_check():
+    assert len(RECORDED) >= 5
+
+
+@pytest.mark.parametrize("path", RECIPES + RECORDED, ids=lambda p: p.relative_to(CONFIGS.parent).as_posix())
 def test_config_builds(path):
     config = load_config(path)
-    if config.model.name in STAGE2_MODELS:
+    if config.model.name == "frozen_features":  # stage 2: building needs the finished stage-1 run
         assert config.model.run, "a stage-2 config names its stage-1 run"
-        return
-    if config.method.name == "linear_probe":
-        assert config.method.checkpoint, "a linear probe names its stage-1 run"
         return
     model_spec = plain(config.model)
     weights = model_spec.get("backbone_options", {}).pop("weights", None)

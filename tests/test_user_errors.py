@@ -155,7 +155,7 @@ def test_every_config_key_an_error_message_names_exists():
     for wrong in ("data.download", "data.path", "train.epoch", "model.depth", "method.loss.scal"):
         assert not is_config_key(wrong), wrong
     for right in ("data.source.download", "data.source.path", "train.epochs", "method.loss.name",
-                  "model.run", "method.checkpoint"):
+                  "model.run", "model.features"):
         assert is_config_key(right), right
     keys = quoted_keys()
     assert {"data.source.download", "data.source.path", "train.batch_size", "data.root"} <= set(keys)

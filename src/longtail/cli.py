@@ -53,10 +53,10 @@ def _eval(args: argparse.Namespace) -> None:
     from .engine import build_experiment, classification_report, format_report, predict
     from .engine.distributed import setup
     from .engine.records import check_checkpoint_of_run, report_path, run_directory, write_report
-    from .models.pretrained import WEIGHTS_FILE
+    from .models.pretrained import is_results_folder
 
     target = Path(args.target)
-    if (target / WEIGHTS_FILE).exists() and not (target / "checkpoints").exists():  # a results folder
+    if is_results_folder(target):
         return _eval_recorded(target, args)
     checkpoint = checkpoint_file(target)
     if not checkpoint.exists():
@@ -72,7 +72,7 @@ def _eval(args: argparse.Namespace) -> None:
                  "It was saved by another version of longtail: evaluate it with the commit in the "
                  "run's commit.txt")
     if args.tau_norm is not None or args.logit_adjust is not None:
-        from .models.two_stage import apply_posthoc
+        from .models import apply_posthoc
 
         apply_posthoc(experiment.method.model, experiment.class_counts, args.tau_norm,
                       args.logit_adjust)

@@ -30,4 +30,5 @@ def classifier(backbone: str, num_classes: int, head: str | dict = "linear",
                backbone_options: dict | None = None) -> ImageClassifier:
     """The model named after a backbone (``resnet32``): its features followed by a ``head``."""
     features = build_backbone(backbone, backbone_options)
-    return ImageClassifier(features, HEADS.build(head, in_features=features.out_features, num_classes=num_classes))
+    return ImageClassifier(features, HEADS.build(head, in_features=features.out_features, num_classes=num_classes,
+                                                 trained_head=None))

@@ -79,6 +79,11 @@ def export_inference_weights(checkpoint: dict[str, Any], path: Path, data_root: 
     return hashlib.sha256(content).hexdigest()
 
 
+def is_results_folder(path: Path) -> bool:
+    """Whether ``path`` is a results folder (shipped weights, no checkpoints) rather than a run."""
+    return (path / WEIGHTS_FILE).exists() and not (path / "checkpoints").exists()
+
+
 def recorded_folder(name: str | Path, root: str | Path | None = None) -> Path:
     """The results folder ``name`` names: a path to one, or a folder under ``root``."""
     direct = Path(name).expanduser()
@@ -115,14 +120,18 @@ def _recorded(name: str | Path, root: str | Path | None) -> tuple[Path, DictConf
     return folder, load_config(folder / "config.yaml"), json.loads(metadata[METADATA_KEY])
 
 
+def recorded_num_classes(name: str | Path, root: str | Path | None = None) -> int:
+    """The number of classes the recorded run's model predicts."""
+    return _recorded(name, root)[2]["num_classes"]
+
+
 def load_pretrained(name: str | Path, root: str | Path | None = None,
                     device: str | torch.device = "cpu") -> nn.Module:
     """The model of a recorded run, checksum verified, in eval mode on ``device``: it maps
     normalised images (see :func:`pretrained_transform`) to logits.
 
     ``name``: ``"DATASET/NAME"`` under ``root`` (default: this checkout's ``results/``), or the
-    path of a results folder. A stage-2 model built on another run (``frozen_features``,
-    ``lws``) needs that run's checkpoint as well.
+    path of a results folder. A stage-2 model (``frozen_features``) needs its stage-1 run as well.
     """
     folder, config, metadata = _recorded(name, root)
     model = inference_module(build_model(plain(config.model), metadata["num_classes"]))
