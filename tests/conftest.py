@@ -64,6 +64,19 @@ def tiny_npz(tmp_path):
     return write_tiny_npz(tmp_path / "tiny.npz", per_class=60, test_per_class=10)
 
 
+def reference_indices(targets, num_classes, ratio):
+    """The long-tailed subset as REFERENCE.md states it, with the global numpy RNG seeded 0."""
+    n_max = len(targets) // num_classes
+    np.random.seed(0)
+    kept = []
+    for c in range(num_classes):
+        n = int(n_max * (1 / ratio) ** (c / (num_classes - 1)))
+        idx = np.where(targets == c)[0]
+        np.random.shuffle(idx)
+        kept.append(idx[:n])
+    return np.concatenate(kept)
+
+
 def tiny_config(npz_path, **sections):
     """A base config dict for a fast run on ``tiny_npz``."""
     config = {

@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from torchvision.transforms import InterpolationMode
+from torchvision.transforms import InterpolationMode, v2
 from torchvision.transforms.v2 import functional as TF
 
 from longtail.data.batch_transforms import (
@@ -23,6 +23,7 @@ from longtail.data.batch_transforms import (
     adjust_hue,
     adjust_saturation,
 )
+from longtail.data.torchvision_internals import UnsupportedTorchvision
 
 
 def generator(seed: int = 0) -> torch.Generator:
@@ -201,3 +202,12 @@ def test_randaugment_draws_operations_uniformly():
     counts = torch.bincount(drawn.flatten(), minlength=14).float()
     assert float(((counts - 2000) ** 2 / 2000).sum()) < 34.5  # 13 degrees of freedom, p = 0.001
     assert abs(float(negated.float().mean()) - 0.5) < 0.02
+
+
+def test_a_torchvision_without_the_internals_fails_when_the_step_is_built(monkeypatch):
+    monkeypatch.delattr(v2.AutoAugment, "_AUGMENTATION_SPACE")
+    with pytest.raises(UnsupportedTorchvision, match=r"v2.AutoAugment has no _AUGMENTATION_SPACE.*pip install"):
+        AutoAugment("cifar10")
+    monkeypatch.setattr(v2.RandAugment, "_apply_image_or_video_transform", lambda self, image, name: image)
+    with pytest.raises(UnsupportedTorchvision, match=r"v2.RandAugment has no _apply_image_or_video_transform\("):
+        RandAugment()

@@ -32,13 +32,15 @@ from longtail.models import create
     ("equal_weight", 57, 200, 0.5),
 ])
 def test_adaptor_values(name, epoch, epochs, alpha):
-    assert ADAPTORS.build(name)(epoch, epochs) == pytest.approx(alpha)
+    adaptor = ADAPTORS.build(name, epochs=epochs)
+    adaptor.set_epoch(epoch - 1)  # 0-based
+    assert adaptor() == pytest.approx(alpha)
 
 
 def test_beta_adaptor_draws_beta_0_2():
     torch.manual_seed(0)
-    adaptor = ADAPTORS.build("beta")
-    draws = np.array([adaptor(1, 200) for _ in range(4000)])
+    adaptor = ADAPTORS.build("beta", epochs=200)
+    draws = np.array([adaptor() for _ in range(4000)])
     # Beta(0.2, 0.2): mean 0.5, variance 0.04 / (0.16 * 1.4) = 0.1786, mass piled near 0 and 1
     assert abs(draws.mean() - 0.5) < 0.03
     assert abs(draws.var() - 0.1786) < 0.015
@@ -80,7 +82,6 @@ def _batches():
 
 def _grads(method, alpha, detach=None):
     method.zero_grad()
-    method.alpha = alpha
     model, batches = method.model, _batches()
     f_c = model.branch_features(batches["conventional"].images, "conventional")
     f_r = model.branch_features(batches["rebalancing"].images, "rebalancing")
@@ -97,7 +98,7 @@ def _grads(method, alpha, detach=None):
 def test_each_block_gets_gradient_only_from_its_stream():
     method = _bbn_method()
     method.train()
-    method.start_epoch(4, 10)  # alpha = 1 - 0.4^2: both terms of the loss count
+    method.set_epoch(4)  # alpha = 1 - 0.4^2: both terms of the loss count
     inputs, outputs = {}, {}
     for name in ("trunk", "conventional", "rebalancing"):
         def hook(module, args, out, name=name):

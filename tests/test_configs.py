@@ -10,6 +10,7 @@ import torch
 import torchvision
 
 from longtail.config import load_config, plain
+from longtail.data import TRANSFORMS
 from longtail.methods import METHODS
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -68,12 +69,28 @@ def test_ldam_drw_follows_its_authors_recipe():
     assert list(config.schedule.milestones) == [160, 180]
 
 
+def test_paco_recipe_configs_use_the_authors_autoaugment_policy():
+    """Every shipped config with the AutoAugment query view uses the PaCo authors' policy."""
+    views = {}
+    for path in RECIPES:
+        method = plain(load_config(path).method)
+        for key in ("transform", "query_transform", "key_transform"):
+            spec = method.get(key)
+            name = spec["name"] if isinstance(spec, dict) else spec
+            if name == "autoaugment_cutout":
+                views[path.relative_to(CONFIGS).as_posix()] = spec
+                TRANSFORMS.build(spec, mean=(0.5,) * 3, std=(0.25,) * 3, image_size=32)
+    expected = {f"cifar100_lt/{n}.yaml" for n in ("paco_ir10", "paco_ir50", "paco_ir100", "paco_dagger_ir100",
+                                                   "supcon_ir100", "multitask_ir100", "balanced_softmax_ir10",
+                                                   "balanced_softmax_ir50", "balanced_softmax_ir100")}
+    assert expected <= set(views)
+    assert all(spec == {"name": "autoaugment_cutout", "policy": "paco"} for spec in views.values()), views
+
+
 # --- the large-scale recipes against the papers and the authors' code ----------------------------
 
 
 def _pipeline(spec, image_size=224):
-    from longtail.data import TRANSFORMS
-
     return TRANSFORMS.build(plain(spec), mean=(0.5,) * 3, std=(0.5,) * 3, image_size=image_size).per_image.transforms
 
 

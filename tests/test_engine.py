@@ -15,6 +15,7 @@ import torch
 import yaml
 
 from conftest import tiny_config
+from longtail.analysis.runs import run_status
 from longtail.config import load_config, plain
 from longtail.engine import Trainer
 from longtail.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -89,13 +90,14 @@ def test_interrupted_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
     save_checkpoint({"epoch": 1, "w": torch.ones(3)}, path)
 
     def crash(state, file):
-        open(file, "wb").write(b"half a checkpoint")
+        file.write(b"half a checkpoint")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(torch, "save", crash)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint({"epoch": 2, "w": torch.zeros(3)}, path)
     assert load_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # the half-written temporary is gone
 
 
 def test_checkpoints_load_without_arbitrary_pickle(tmp_path):
@@ -149,6 +151,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_npz, tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (killed / "tiny" / "eval.json").exists(), "the run finished before it was killed"
+    assert run_status(killed / "tiny", "tiny").status == "interrupted"  # the kernel dropped its lock
     subprocess.run(_cli("train", str(killed / "tiny"), "--resume"), check=True, env=env,
                    capture_output=True)
 

@@ -146,6 +146,7 @@ def test_miniature_goes_through_datasets_train_and_eval(name, miniature, tmp_pat
         "data.test_transform.resize=36", f"model.name={model}", "train.epochs=1",
         f"train.batch_size={BATCH}", "train.threads=1", "train.num_workers=0", "train.precision=fp32",
         "train.channels_last=false", "train.device=cpu", "train.progress=false",
+        "data.source.allow_missing_classes=true",  # the miniature has 6 of the classes
     ]
     if model.startswith("moco_"):
         overrides.append("model.queue_size=64")
@@ -164,6 +165,16 @@ def test_miniature_goes_through_datasets_train_and_eval(name, miniature, tmp_pat
     assert report["num_test"] == test_images and len(report["per_class"]) == published.classes
     dense = published.classes <= 1000
     assert ("confusion" in report) == dense and ("confusion_pairs" in report) != dense
+
+
+def test_training_on_a_partial_split_is_refused_with_the_fix(miniature, tmp_path, capsys):
+    lists, images = miniature("places_lt")
+    config = CONFIGS / "places_lt" / "paco_resnet152.yaml"
+    assert main(["train", str(config), "--data-root", str(lists), f"data.source.image_root={images}",
+                 f"output_dir={tmp_path / 'runs'}", "model.backbone_options.weights=null"]) == 2
+    error = capsys.readouterr().err
+    assert "places_lt: 359 of the 365 classes have no training image in " in error
+    assert "longtail datasets places_lt" in error and "data.source.allow_missing_classes=true" in error
 
 
 def test_a_missing_image_is_reported(miniature, capsys):
@@ -185,15 +196,21 @@ def test_a_complete_download_matches(miniature, monkeypatch, capsys):
     assert err == ""
 
 
+def _source(name: str, lists: Path, images: Path, **options):
+    """A miniature as a source: it holds 6 of the benchmark's classes."""
+    spec = {"name": name, "image_root": str(images), "allow_missing_classes": True, **options}
+    return SOURCES.build(spec, root=str(lists))
+
+
 def test_split_files_read_as_distributed(miniature):
     lists, images = miniature("imagenet_lt")
-    source = SOURCES.build({"name": "imagenet_lt", "image_root": str(images)}, root=str(lists))
+    source = _source("imagenet_lt", lists, images)
     labels = _labels("imagenet_lt")
     assert np.bincount(source.train.targets, minlength=1000)[labels].tolist() == TRAIN_COUNTS
     assert source.classes[labels[2]] == f"n{labels[2]:08d}"  # the WordNet id of its folder
     assert source.train.paths[0] == str(images / "train/n00000000/n00000000_0.JPEG")
     assert source.info["test_split"] == "test" and len(source.test) == 6
-    val = SOURCES.build({"name": "imagenet_lt", "image_root": str(images), "test_split": "val"}, root=str(lists))
+    val = _source("imagenet_lt", lists, images, test_split="val")
     assert val.info["test_split"] == "val" and all("/train/" in p for p in val.test.paths)
     assert source.train.load(0).shape == (3, 20, 24) and source.train.load(0).dtype == torch.uint8
 
@@ -201,12 +218,12 @@ def test_split_files_read_as_distributed(miniature):
 def test_inat_lists_and_json_give_the_same_dataset(tmp_path):
     lists, images = tmp_path / "lists", tmp_path / "images"
     write_inat2018_json(lists, images)
-    from_json = SOURCES.build({"name": "inat2018", "image_root": str(images)}, root=str(lists))
+    from_json = _source("inat2018", lists, images)
     entries = {split: [(Path(p).relative_to(images).as_posix(), int(t)) for p, t in zip(s.paths, s.targets)]
                for split, s in (("train", from_json.train), ("val", from_json.test))}
     text = tmp_path / "text"
     _write_lists(text, BENCHMARKS["inat2018"].lists, entries)
-    from_lists = SOURCES.build({"name": "inat2018", "image_root": str(images)}, root=str(text))
+    from_lists = _source("inat2018", text, images)
     assert from_lists.train.paths == from_json.train.paths
     assert from_lists.train.targets.tolist() == from_json.train.targets.tolist()
     assert from_json.classes[5] == "species 5" and from_lists.classes[5] == "5"
@@ -239,7 +256,7 @@ def _views(source, num_workers: int, persistent: bool, epoch: int) -> list[torch
 
 def test_augmentation_does_not_depend_on_workers_or_history(miniature):
     lists, images = miniature("places_lt")
-    source = SOURCES.build({"name": "places_lt", "image_root": str(images)}, root=str(lists))
+    source = _source("places_lt", lists, images)
     reference = _views(source, 0, False, epoch=1)
     torch.manual_seed(123)  # the training process's own random state is neither used nor moved
     state = torch.get_rng_state()

@@ -8,20 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import reference_indices
 from longtail.data import longtailed_indices, profile_counts, shot_groups
-
-
-def reference_indices(targets, num_classes, ratio):
-    """The construction as REFERENCE.md states it, with the global numpy RNG."""
-    n_max = len(targets) // num_classes
-    np.random.seed(0)
-    kept = []
-    for c in range(num_classes):
-        n = int(n_max * (1 / ratio) ** (c / (num_classes - 1)))
-        idx = np.where(targets == c)[0]
-        np.random.shuffle(idx)
-        kept.append(idx[:n])
-    return np.concatenate(kept)
 
 
 def shuffled_labels(num_classes, per_class):

@@ -21,7 +21,7 @@ TARGETS = [0, 1, 2, 3, 1]
 def loss_of(spec, logits=LOGITS, targets=TARGETS, epoch: int | None = None) -> float:
     loss = LOSSES.build(spec, class_counts=COUNTS)
     if epoch is not None:
-        loss.start_epoch(epoch)
+        loss.set_epoch(epoch)
     return float(loss(torch.tensor(logits), torch.tensor(targets)))
 
 
@@ -146,7 +146,7 @@ def test_the_standard_method_advances_deferred_weights_each_epoch():
                            num_classes=4, class_counts=COUNTS, epochs=4)
     seen = []
     for epoch in range(4):
-        method.start_epoch(epoch, 4)
+        method.set_epoch(epoch)
         seen.append(method.loss.weight.tolist())
     assert seen[:2] == [[1.0] * 4] * 2
     assert seen[2] == seen[3] == pytest.approx(INVERSE, rel=1e-6)

@@ -4,12 +4,16 @@ and every named pipeline has its per-image and (for CIFAR) batched forms."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
+from torchvision.transforms import v2
 
 from longtail.data import TRANSFORMS
-from longtail.data.batch_transforms import BatchPipeline, Cutout, Normalize, RandomCropFlip
+from longtail.data.batch_transforms import AutoAugment, BatchPipeline, Cutout, Normalize, RandomCropFlip
+from longtail.data.paco_autoaugment import PaCoAutoAugment, PILPaCoAutoAugment
 from longtail.data.transforms import OneImage
+from longtail.registry import ConfigError
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
 
@@ -60,12 +64,26 @@ def test_cutout_zeroes_one_square():
 
 def test_per_image_pipelines_give_normalised_tensors():
     picture = Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8))
-    for name in ("crop_flip", "autoaugment_cutout", "simaugment", "randaugment", "none"):
+    paco = {"name": "autoaugment_cutout", "policy": "paco"}
+    for name in ("crop_flip", "autoaugment_cutout", paco, "simaugment", "randaugment", "none"):
         pipeline = TRANSFORMS.build(name, mean=MEAN, std=STD, image_size=32)
         out = pipeline.per_image(picture)
         assert out.shape == (3, 32, 32) and out.dtype == torch.float32, name
-    for name in ("crop_flip", "autoaugment_cutout", "simaugment", "randaugment", "resized_crop_flip", "none"):
+    for name in ("crop_flip", "autoaugment_cutout", paco, "simaugment", "randaugment", "resized_crop_flip", "none"):
         batched = TRANSFORMS.build(name, mean=MEAN, std=STD, image_size=32).batched
         out = batched(random_images(8, 32), torch.Generator().manual_seed(0))
         assert out.shape == (8, 3, 32, 32) and out.dtype == torch.float32, name
     assert TRANSFORMS.build("resize_center_crop", mean=MEAN, std=STD, image_size=32).batched is None
+
+
+def test_autoaugment_policy_picks_the_authors_or_torchvisions_operations():
+    def steps(spec):
+        pipeline = TRANSFORMS.build(spec, mean=MEAN, std=STD, image_size=32)
+        return [type(t) for t in pipeline.per_image.transforms], [type(s) for s in pipeline.batched.steps]
+
+    per_image, batched = steps({"name": "autoaugment_cutout", "policy": "paco"})
+    assert PILPaCoAutoAugment in per_image and PaCoAutoAugment in batched
+    per_image, batched = steps("autoaugment_cutout")  # the default: torchvision's, as recorded runs used
+    assert v2.AutoAugment in per_image and AutoAugment in batched and PaCoAutoAugment not in batched
+    with pytest.raises(ConfigError, match="unknown policy 'pac'; choose one of: torchvision, paco"):
+        steps({"name": "autoaugment_cutout", "policy": "pac"})

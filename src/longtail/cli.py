@@ -1,4 +1,4 @@
-"""The ``longtail`` command: train, eval, study, datasets, demo, plot and record."""
+"""The ``longtail`` command: train, eval, study, datasets, demo, plot, record, results-table and runs."""
 
 from __future__ import annotations
 
@@ -12,19 +12,28 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from .config import load_config
-from .data import SOURCES, DatasetNotFound, longtailed_indices, shot_groups
-from .registry import ConfigError
+from .data import SOURCES, longtailed_indices, shot_groups
+from .errors import ConfigError, DataError, NotFound, UserError
 
 # The methods `longtail demo` compares, as overrides of the embedded digits preset.
-DEMO_METHODS = {"CE": [], "BBN": ["model.name=bbn_resnet32", "method.name=bbn"]}
+DEMO_METHODS = {
+    "CE": [],
+    "Balanced Softmax": ["method.loss=balanced_softmax"],
+    "BBN": ["model.name=bbn_resnet32", "method.name=bbn"],
+    "PaCo": ["model.name=moco_resnet32", "model.dim=32", "model.queue_size=256", "method.name=paco",
+             "method.alpha=0.05", "method.temperature=0.1", "method.query_transform=crop_flip",
+             "method.key_transform=crop_flip"],
+}
 
 
 def _train(args: argparse.Namespace) -> None:
     from .engine import Trainer
+    from .engine.records import check_run_dir
 
     target = Path(args.config)
     resume_dir = target if target.is_dir() else None
     if resume_dir is not None:  # `longtail train RUN_DIR --resume` continues that run
+        check_run_dir(resume_dir, args.resume)
         config = load_config(resume_dir / "config.yaml", args.overrides)
         run_dir = resume_dir
     else:
@@ -40,19 +49,27 @@ def _train(args: argparse.Namespace) -> None:
 
 def _eval(args: argparse.Namespace) -> None:
     from .engine import build_experiment, classification_report, format_report, predict
-    from .engine.checkpoint import load_checkpoint, write_json
+    from .engine.checkpoint import load_checkpoint, load_weights, trained_by
     from .engine.distributed import setup
+    from .engine.records import check_checkpoint_of_run, report_path, run_directory, write_report
+    from .models.pretrained import WEIGHTS_FILE
 
     target = Path(args.target)
+    if (target / WEIGHTS_FILE).exists() and not (target / "checkpoints").exists():  # a results folder
+        return _eval_recorded(target, args)
     checkpoint = target / "checkpoints" / "last.pt" if target.is_dir() else target
     if not checkpoint.exists():
-        raise FileNotFoundError(f"no checkpoint at {checkpoint}; give a run directory or a .pt file")
+        raise NotFound(f"no checkpoint at {checkpoint}; give a run directory or a .pt file")
     state = load_checkpoint(checkpoint)
     config = OmegaConf.merge(load_config(), OmegaConf.create(state["config"]))
     if args.data_root:
         config.data.root = args.data_root
     experiment = build_experiment(config)
-    experiment.method.load_state_dict(state["method"])
+    run = check_checkpoint_of_run(checkpoint, config, experiment.source.num_classes, args.data_root)
+    load_weights(experiment.method, state["method"], f"{checkpoint} ({trained_by(state['config'])})",
+                 f"the model its config builds ({trained_by(config)})",
+                 "It was saved by another version of longtail: evaluate it with the commit in the "
+                 "run's commit.txt")
     if args.tau_norm is not None or args.logit_adjust is not None:
         from .models.two_stage import apply_posthoc
 
@@ -65,17 +82,34 @@ def _eval(args: argparse.Namespace) -> None:
                               config.train.channels_last, **options)
     report = classification_report(logits, targets, experiment.class_counts,
                                    config.data.many_threshold, config.data.few_threshold)
-    run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    run_dir = run_directory(checkpoint)
     variant = "".join([
         f"_{args.branch}" if args.branch else "",
         f"_taunorm{args.tau_norm:g}" if args.tau_norm is not None else "",
         f"_logitadjust{args.logit_adjust:g}" if args.logit_adjust is not None else "",
     ])
-    out = run_dir / f"eval{variant}.json"
-    write_json(out, report)
     print(format_report(report, f"{run_dir} after epoch {state['epoch']}"
                                 + (f" ({variant[1:]})" if variant else "") + ":"))
-    print(f"written to {out}")
+    out = report_path(checkpoint, state["epoch"], run, variant, args.output)
+    written = write_report(out, report)
+    print(f"written to {out}" if written else f"the same report as {out}, left as it was")
+
+
+def _eval_recorded(folder: Path, args: argparse.Namespace) -> None:
+    """A results folder: recompute its eval.json from the shipped weights and compare."""
+    from .analysis.results import recompute_eval
+    from .engine import format_report
+
+    if args.branch or args.tau_norm is not None or args.logit_adjust is not None:
+        raise ConfigError(f"{folder} is a results folder; --branch, --tau-norm and --logit-adjust need "
+                         "the run directory with its checkpoints/")
+    report, recorded = recompute_eval(folder, args.data_root)
+    print(format_report(report, f"{folder}, recomputed from its weights:"))
+    keys = ("top1", "many", "medium", "few")
+    differ = [f"{key} {report[key]} (recorded {recorded.get(key)})" for key in keys if report[key] != recorded.get(key)]
+    if differ:
+        raise DataError(f"the recomputed report differs from {folder / 'eval.json'}: {', '.join(differ)}")
+    print(f"identical to {folder / 'eval.json'} in top-1, many, medium and few")
 
 
 def _study(args: argparse.Namespace) -> None:
@@ -93,10 +127,15 @@ def _datasets(args: argparse.Namespace) -> None:
     from .data.benchmark_sets import BENCHMARKS, missing_files, profile_mismatches
 
     spec = {"name": args.name, **({"image_root": args.image_root} if args.image_root else {})}
+    if args.name in BENCHMARKS:  # a partial download is reported below, not refused
+        spec["allow_missing_classes"] = True
     source = SOURCES.build(spec, **({"root": args.data_root} if args.data_root else {}))
     targets = source.train.targets
-    if args.imbalance_ratio:
-        targets = targets[longtailed_indices(targets, source.num_classes, args.imbalance_ratio, args.profile)]
+    subset = ""
+    if args.imbalance_ratio is not None:
+        targets = targets[longtailed_indices(targets, source.num_classes, args.imbalance_ratio, args.profile,
+                                             args.subset_seed)]
+        subset = f"; imbalance ratio {args.imbalance_ratio:g} ({args.profile}), subset seed {args.subset_seed}"
     counts = np.bincount(targets, minlength=source.num_classes)
     groups = shot_groups(counts, args.many, args.few)
     width = max(len(c) for c in source.classes)
@@ -105,8 +144,8 @@ def _datasets(args: argparse.Namespace) -> None:
     summary = ", ".join(f"{g} {int((groups == g).sum())}" for g in ("many", "medium", "few"))
     test_split = source.info.get("test_split", "test")
     print(f"total {int(counts.sum())} training images in {source.num_classes} classes ({summary}); "
-          f"{len(source.test)} {test_split} images; {counts.max()} to {counts.min()} a class")
-    problems = [] if args.imbalance_ratio else profile_mismatches(source)
+          f"{len(source.test)} {test_split} images; {counts.max()} to {counts.min()} a class{subset}")
+    problems = [] if args.imbalance_ratio is not None else profile_mismatches(source)
     if args.check_files:
         for split, images in (("training", source.train), (test_split, source.test)):
             missing, examples = missing_files(images)
@@ -118,12 +157,13 @@ def _datasets(args: argparse.Namespace) -> None:
     if problems:
         print("longtail: warning: the data differs from its published form; is the download "
               "complete, and are these the official split files?", file=sys.stderr)
-    elif source.name in BENCHMARKS and not args.imbalance_ratio:
+    elif source.name in BENCHMARKS and args.imbalance_ratio is None:
         print(f"{source.name} matches its published totals"
               + (", and every listed image file exists" if args.check_files else ""))
 
 
 def _demo(args: argparse.Namespace) -> None:
+    from .analysis.plots import plot_comparison
     from .engine import Trainer
 
     preset = resources.files("longtail") / "presets"
@@ -131,21 +171,47 @@ def _demo(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for label, extra in DEMO_METHODS.items():
             config = load_config(preset / "demo_digits.yaml", [*extra, *args.overrides])
-            print(f"== {label}: {config.train.epochs} epochs on long-tailed digits ==")
-            reports[label] = Trainer(config, Path(scratch) / label, log=lambda _: None).fit()
-    print(f"\n{'method':<8}{'overall':>9}{'many':>9}{'medium':>9}{'few':>9}")
+            print(f"== {label}: {config.train.epochs} epochs on long-tailed digits ==", flush=True)
+            reports[label] = Trainer(config, Path(scratch) / label.replace(" ", "_"), log=lambda _: None).fit()
+    width = max(map(len, reports)) + 2
+    print(f"\n{'method':<{width}}{'overall':>9}{'many':>9}{'medium':>9}{'few':>9}")
     for label, report in reports.items():
-        print(f"{label:<8}" + "".join(f"{report[k]:9.2f}" for k in ("top1", "many", "medium", "few")))
+        print(f"{label:<{width}}" + "".join(f"{report[k]:9.2f}" for k in ("top1", "many", "medium", "few")))
+    baseline = reports["CE"]
+    for label, report in reports.items():
+        if label != "CE" and (report["few"] <= baseline["few"] or report["top1"] <= baseline["top1"]):
+            print(f"note: at this small budget {label} does not lift both few-shot and overall accuracy "
+                  "over CE; the full-scale runs in the README's Results do")
+    plot_comparison(reports, Path(args.output), "long-tailed digits (IR 50), test accuracy")
+    print(f"tail figure written to {args.output}")
 
 
 def _record(args: argparse.Namespace) -> None:
-    from .analysis.results import record, update_readme
+    from .analysis.results import record
+    from .analysis.results_table import update_readme
 
-    copied = record(Path(args.run_dir), Path(args.destination))
-    print(f"copied {', '.join(copied)} to {args.destination}")
+    written = record(Path(args.run_dir), Path(args.destination), args.force, args.data_root)
+    print(f"recorded {', '.join(written)} in {args.destination}")
     if args.readme:
         update_readme(Path(args.readme), Path(args.destination).parent.parent)
         print(f"updated the results table in {args.readme}")
+
+
+def _results_table(args: argparse.Namespace) -> None:
+    from .analysis.results_table import results_table, update_readme
+
+    if args.readme:
+        update_readme(Path(args.readme), Path(args.results))
+        print(f"updated the results table in {args.readme}")
+    else:
+        print(results_table(Path(args.results)))
+
+
+def _runs(args: argparse.Namespace) -> None:
+    from .analysis.runs import find_runs, format_runs
+
+    runs = find_runs(Path(args.folder))
+    print(format_runs(runs) if runs else f"no runs under {args.folder} (folders with a config.yaml)")
 
 
 def _plot(args: argparse.Namespace) -> None:
@@ -154,7 +220,7 @@ def _plot(args: argparse.Namespace) -> None:
     targets = [Path(target) for target in args.targets]
     labels = args.labels or [t.name if t.is_dir() else t.parent.name for t in targets]
     if len(labels) != len(targets):
-        raise ValueError(f"--labels gives {len(labels)} names for {len(targets)} runs; give one per run")
+        raise UserError(f"--labels gives {len(labels)} names for {len(targets)} runs; give one per run")
     reports = {label: load_report(target) for label, target in zip(labels, targets)}
     plot_comparison(reports, Path(args.output), args.title, args.window)
     print(f"written to {args.output}")
@@ -172,12 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("eval", help="evaluate a run directory or checkpoint on the test set")
-    evaluate.add_argument("target")
+    evaluate.add_argument("target", help="a run directory, a .pt checkpoint, or a results folder (its "
+                          "shipped weights are checked against its eval.json)")
     evaluate.add_argument("--branch", help="BBN: score one branch alone (conventional | rebalancing)")
     evaluate.add_argument("--tau-norm", type=float, metavar="TAU",
                           help="post-hoc: divide each class weight by its norm ** TAU first")
     evaluate.add_argument("--logit-adjust", type=float, metavar="TAU",
                           help="post-hoc: subtract TAU * log(class prior) from the logits")
+    evaluate.add_argument("--output", metavar="FILE", help="the report file (default: the run's eval.json "
+                          "for its final checkpoint, else eval_epoch_NNNN.json beside it)")
     evaluate.add_argument("--data-root")
     evaluate.set_defaults(run=_eval)
 
@@ -205,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.add_argument("name", help=", ".join(SOURCES.names()))
     datasets.add_argument("--imbalance-ratio", type=float, help="build the long-tailed subset")
     datasets.add_argument("--profile", default="exp", choices=["exp", "step"])
+    datasets.add_argument("--subset-seed", type=int, default=0,
+                          help="which images the subset keeps (data.subset_seed; 0: the papers' subsets)")
     datasets.add_argument("--many", type=int, default=100, help="many-shot: more than this")
     datasets.add_argument("--few", type=int, default=20, help="few-shot: fewer than this")
     datasets.add_argument("--data-root", help="where the dataset (for the large benchmarks: its split files) lives")
@@ -216,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="train on long-tailed digits and compare methods")
     demo.add_argument("overrides", nargs="*", help="key=value overrides for every demo run")
+    demo.add_argument("--output", default="demo_tail.png", help="the tail figure (png, pdf or svg)")
     demo.set_defaults(run=_demo)
     plot = commands.add_parser(
         "plot", help="compare runs: per-class accuracy along the tail, and many/medium/few")
@@ -225,11 +297,23 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--title", default="")
     plot.add_argument("--window", type=int, default=5, help="classes averaged per point")
     plot.set_defaults(run=_plot)
-    recorder = commands.add_parser("record", help="copy a finished run's text files into results/")
+    recorder = commands.add_parser(
+        "record", help="copy a finished run's text files and final inference weights into results/")
     recorder.add_argument("run_dir")
     recorder.add_argument("destination", help="e.g. results/cifar100_lt/ce_ir100")
+    recorder.add_argument("--force", action="store_true", help="replace a record already there")
     recorder.add_argument("--readme", help="also rebuild this README's results table")
+    recorder.add_argument("--data-root", help="where the run's dataset lives (for its class count and "
+                          "normalisation, stored with the weights)")
     recorder.set_defaults(run=_record)
+    table = commands.add_parser("results-table", help="the README results table, from results/")
+    table.add_argument("--results", default="results", help="the results folder")
+    table.add_argument("--readme", help="rewrite the table between this README's results-table markers "
+                       "(default: print it)")
+    table.set_defaults(run=_results_table)
+    runs = commands.add_parser("runs", help="every run under a folder: epochs done, status, accuracy")
+    runs.add_argument("folder", help="e.g. runs/")
+    runs.set_defaults(run=_runs)
     return parser
 
 
@@ -250,7 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         args.run(args)
-    except (ConfigError, DatasetNotFound, FileNotFoundError, FileExistsError, ValueError, OSError) as error:
+    except KeyboardInterrupt as interrupt:  # Ctrl-C: one line (an Interrupted one says what is saved)
+        print(f"longtail: {str(interrupt) or 'interrupted'}", file=sys.stderr)
+        return 130
+    except UserError as error:  # anything else is a bug in longtail and keeps its traceback
         print(f"longtail: error: {error}", file=sys.stderr)
         return 2
     return 0

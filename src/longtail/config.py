@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import Container, DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-from .registry import ConfigError
+from .errors import ConfigError
 
 BASE_KEY = "_base_"
 
@@ -25,6 +26,7 @@ class DataConfig:
     root: str | None = None  # data root; else $LONGTAIL_DATA, else ./data
     imbalance_ratio: float | None = 100.0  # None keeps the training set as it is
     profile: str = "exp"  # exp | step
+    subset_seed: int = 0  # which images the long-tailed subset keeps; 0 = the papers' subsets (not `seed`)
     many_threshold: int = 100  # many-shot: more than this many training images
     few_threshold: int = 20  # few-shot: fewer than this many
     test_transform: Any = "none"
@@ -82,10 +84,28 @@ class Config:
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> DictConfig:
     if not path.exists():
-        raise ConfigError(f"config file {path} does not exist")
+        named_by = f" (named by {BASE_KEY} in {seen[-1]})" if seen else ""
+        raise ConfigError(f"config file {path} does not exist{named_by}; check the path")
     if path in seen:
         raise ConfigError(f"config {path} inherits from itself via {BASE_KEY}")
-    node = OmegaConf.load(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read config {path} ({error}); give a YAML text file") from None
+    try:
+        document = yaml.compose(text)  # the structure only: no values are constructed
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: malformed YAML ("
+                          f"{', '.join(filter(None, (error.context, error.problem)))}); fix the file "
+                          "there: keys and values as `key: value`, nesting by indentation with "
+                          "spaces") from None
+    if document is not None and not isinstance(document, yaml.MappingNode):
+        kind = "list" if isinstance(document, yaml.SequenceNode) else f"single value ({document.value!r})"
+        raise ConfigError(f"{path}: the top level is a {kind}, not a mapping; a config maps keys "
+                          "to values, e.g. `train: {epochs: 10}`")
+    node = OmegaConf.create(text) if document is not None else OmegaConf.create()
     bases = node.pop(BASE_KEY, None) or []
     merged = OmegaConf.create()
     for base in [bases] if isinstance(bases, str) else bases:
@@ -112,7 +132,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     bad = [o for o in overrides if "=" not in o]
     if bad:
         raise ConfigError(f"overrides must look like key=value, got {', '.join(bad)}")
-    layers.append(OmegaConf.from_dotlist(list(overrides)))
+    for override in overrides:  # one at a time, to name the one that does not parse
+        try:
+            layers.append(OmegaConf.from_dotlist([override]))
+        except yaml.YAMLError as error:
+            raise ConfigError(f"override {override!r}: its value is not valid YAML "
+                              f"({getattr(error, 'problem', None) or error}); quote it, e.g. "
+                              "key='[1'") from None
     try:
         config = OmegaConf.merge(*layers)
     except (ConfigKeyError, ConfigAttributeError) as error:
@@ -121,14 +147,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             f"valid keys here: {_valid_keys(error)}"
         ) from None
     except ValidationError as error:
-        raise ConfigError(f"bad config value: {error.msg}") from None
+        key = getattr(error, "full_key", None) or "the config"
+        problem = str(error).splitlines()[0].removeprefix("Merge error: ")
+        raise ConfigError(f"bad value for {key}: {problem}; fix it in the config file or the "
+                          "override") from None
     return config
 
 
 def plain(node: Any) -> Any:
     """A plain Python value (dicts, lists, scalars) from a config node."""
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, Container) else node
-
-
-def save_config(config: DictConfig, path: Path) -> None:
-    path.write_text(OmegaConf.to_yaml(config))

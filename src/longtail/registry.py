@@ -11,9 +11,9 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .errors import ConfigError
 
-class ConfigError(ValueError):
-    """A configuration names something that does not exist or gives it a wrong option."""
+__all__ = ["ConfigError", "Registry"]
 
 
 class Registry:
@@ -52,11 +52,15 @@ class Registry:
         """
         if isinstance(spec, str):
             name, options = spec, {}
-        else:
+        elif isinstance(spec, Mapping):
             options = dict(spec)
             if "name" not in options:
-                raise ConfigError(f"a {self.kind} spec needs a 'name' key, got {dict(spec)}")
+                raise ConfigError(f"a {self.kind} spec needs a 'name' key (one of: "
+                                  f"{', '.join(self.names())}), got {dict(spec)}")
             name = options.pop("name")
+        else:
+            raise ConfigError(f"a {self.kind} is given by its name or a mapping with a 'name' key, "
+                              f"got {spec!r}")
         factory = self.get(name)
         params = inspect.signature(factory).parameters
         accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
@@ -71,6 +75,13 @@ class Registry:
         if clashes:
             raise ConfigError(
                 f"{self.kind} {name!r}: {', '.join(clashes)} is set by longtail, not the config"
+            )
+        required = [key for key, p in params.items() if p.default is p.empty and key in valid
+                    and key not in options and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        if required:
+            raise ConfigError(
+                f"{self.kind} {name!r} needs {', '.join(map(repr, required))}: give it as "
+                f"{{name: {name}, {', '.join(f'{key}: ...' for key in required)}}}"
             )
         given = {k: v for k, v in context.items() if k in params}
         return factory(**options, **given)

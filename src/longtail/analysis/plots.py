@@ -13,17 +13,23 @@ import numpy as np
 
 from ..data.longtail import shot_groups
 from ..engine.metrics import GROUPS
+from ..errors import DataError, NotFound, UserError
 
 
 def load_report(target: Path) -> dict:
     """The ``eval.json`` of a run directory, or a report file itself."""
     path = target / "eval.json" if target.is_dir() else target
     if not path.exists():
-        raise FileNotFoundError(f"no report at {path}; run `longtail eval {target}` first")
-    report = json.loads(path.read_text())
+        raise NotFound(f"no report at {path}; run `longtail eval {target}` first")
+    refresh = "run `longtail eval` on its run directory again to rewrite it"
+    try:
+        report = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(f"{path} is not a JSON report ({error}); {refresh}") from None
+    if not isinstance(report, dict) or "per_class" not in report:
+        raise DataError(f"{path} is not an eval report (no per_class accuracies); {refresh}")
     if "train_counts" not in report:
-        raise ValueError(f"{path} has no train_counts (written by an older longtail); "
-                         f"run `longtail eval` on its run directory again to refresh it")
+        raise DataError(f"{path} has no train_counts (written by an older longtail); {refresh}")
     return report
 
 
@@ -61,6 +67,13 @@ def plot_comparison(reports: dict[str, dict], path: Path, title: str = "", windo
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    formats = plt.figure().canvas.get_supported_filetypes()
+    plt.close()
+    if path.suffix.lstrip(".").lower() not in formats:
+        raise UserError(f"cannot write a figure as {path.name!r}; end the name with one of "
+                        f"{', '.join('.' + f for f in sorted(formats))} (e.g. .png, .pdf or .svg)")
+    if not path.parent.is_dir():
+        raise NotFound(f"no folder {path.parent} to write {path.name} into; create it first")
     first = next(iter(reports.values()))
     order = tail_order(first["train_counts"])
     fig, (tail, groups) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1.6, 1]})
@@ -72,7 +85,7 @@ def plot_comparison(reports: dict[str, dict], path: Path, title: str = "", windo
     tail.patch.set_visible(False)
     for label, report in reports.items():
         if report["train_counts"] != first["train_counts"]:
-            raise ValueError(f"run {label!r} was trained on other class counts than "
+            raise DataError(f"run {label!r} was trained on other class counts than "
                              f"{next(iter(reports))!r}; compare runs of one dataset")
         accuracy = np.asarray(report["per_class"])[order]
         tail.plot(moving_average(accuracy, window), label=f"{label} ({report['top1']:.2f}%)")

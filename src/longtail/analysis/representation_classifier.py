@@ -18,6 +18,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ..engine.checkpoint import write_json, write_text
+from ..engine.records import LAST
+from ..errors import RunExists
 
 MANNERS: dict[str, dict] = {
     "CE": {"loss": "ce", "sampler": "uniform"},
@@ -72,14 +74,14 @@ def train_or_reuse(config: DictConfig, run_dir: Path, log: Callable[[str], None]
 
     saved = run_dir / "config.yaml"
     if saved.exists() and not _same_run(config, saved):
-        raise ValueError(f"{run_dir} holds a run of another budget or recipe; "
+        raise RunExists(f"{run_dir} holds a run of another budget or recipe; "
                          "choose another --output-dir")
     finished = run_dir / "eval.json"
     if finished.exists():
         log(f"{run_dir}: finished, reusing its eval.json")
         return json.loads(finished.read_text())
     log(f"{run_dir}: training {config.train.epochs} epochs")
-    return Trainer(config, run_dir, resume=True, log=log).fit()
+    return Trainer(config, run_dir, resume=(run_dir / LAST).exists(), log=log).fit()
 
 
 def format_table(errors: dict[str, dict[str, float]]) -> str:

@@ -1,4 +1,5 @@
-"""Recorded results: copy a run's small files into ``results/`` and tabulate them."""
+"""Recorded results: a finished run's record in ``results/DATASET/NAME`` (its small files and
+its inference weights), and its test report recomputed from those weights."""
 
 from __future__ import annotations
 
@@ -6,48 +7,88 @@ import json
 import shutil
 from pathlib import Path
 
-import yaml
+import torch
+from omegaconf import OmegaConf
+
+from ..config import load_config
+from ..engine.checkpoint import load_checkpoint, write_atomically, write_json
+from ..engine.distributed import setup
+from ..engine.experiment import build_experiment, predict
+from ..engine.metrics import classification_report
+from ..errors import CheckpointError, NotFound, RunExists
+from ..models.pretrained import WEIGHTS_FILE, export_inference_weights, inference_module, verified_weights
 
 RECORDED = ("config.yaml", "command.txt", "commit.txt", "metrics.jsonl", "eval.json", "summary.json", "train.log")
-TABLE_MARK = "RESULTS_TABLE"
 
 
-def record(run_dir: Path, destination: Path) -> list[str]:
-    """Copy a finished run's text files (never checkpoints) into ``destination``, including the
-    variant reports ``longtail eval`` wrote (``eval_<variant>.json``: one BBN branch, post-hoc)."""
+def record_files(folder: Path) -> list[str]:
+    """The files of a record (what :func:`record` writes) present in ``folder``."""
+    names = [*RECORDED, WEIGHTS_FILE]
+    return [name for name in names if (folder / name).exists()] + sorted(p.name for p in folder.glob("eval_*.json"))
+
+
+def record(run_dir: Path, destination: Path, force: bool = False, data_root: str | None = None) -> list[str]:
+    """Record a finished run in ``destination``; returns the names written.
+
+    Copies the run's text files (never checkpoints) and the variant reports ``longtail eval``
+    wrote (``eval_<variant>.json``: one BBN branch, post-hoc, an earlier epoch), and writes
+    the final epoch's
+    inference weights (``model.safetensors``) with their SHA-256 in the copied ``summary.json``.
+    An existing record in ``destination`` is replaced only with ``force``.
+    """
     if not (run_dir / "eval.json").exists():
-        raise FileNotFoundError(f"{run_dir} has no eval.json: the run has not finished")
+        raise NotFound(f"{run_dir} has no eval.json: the run has not finished; finish it with "
+                       f"`longtail train {run_dir} --resume` first")
+    checkpoint = run_dir / "checkpoints" / "last.pt"
+    if not checkpoint.exists():
+        raise NotFound(f"{run_dir} has no checkpoints/last.pt to take the weights from")
+    state = load_checkpoint(checkpoint)
+    epochs = OmegaConf.create(state["config"]).train.epochs
+    if state["epoch"] != epochs:
+        raise CheckpointError(f"{checkpoint} is from epoch {state['epoch']} of {epochs}; finish the run "
+                         f"(longtail train {run_dir} --resume) before recording it")
+    existing = record_files(destination)
+    if existing and not force:
+        raise RunExists(f"{destination} already holds a record ({', '.join(existing)}); "
+                              "pass --force to replace it")
     destination.mkdir(parents=True, exist_ok=True)
-    copied = [name for name in RECORDED if (run_dir / name).exists()]
+    # The weights first (the step that needs the data, so a failure leaves the record as it was),
+    # summary.json last: a record cut short in between fails its checksum instead of passing.
+    sha256 = export_inference_weights(state, destination / WEIGHTS_FILE, data_root)
+    copied = [name for name in RECORDED if name != "summary.json" and (run_dir / name).exists()]
     copied += sorted(path.name for path in run_dir.glob("eval_*.json"))
     for name in copied:
-        shutil.copy2(run_dir / name, destination / name)
-    return copied
+        write_atomically(destination / name, lambda tmp, name=name: shutil.copy2(run_dir / name, tmp))
+    summary_file = run_dir / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
+    summary["weights"] = {"file": WEIGHTS_FILE, "sha256": sha256,
+                          "bytes": (destination / WEIGHTS_FILE).stat().st_size}
+    write_json(destination / "summary.json", summary)
+    written = [*copied, WEIGHTS_FILE, "summary.json"]
+    for stale in set(existing) - set(written):  # e.g. a variant report of the record replaced
+        (destination / stale).unlink()
+    return written
 
 
-def results_table(results_dir: Path) -> str:
-    """Markdown rows: paper vs measured top-1 (and many/medium/few) for every recorded run."""
-    paper_file = results_dir / "paper_numbers.yaml"
-    paper = yaml.safe_load(paper_file.read_text()) if paper_file.exists() else {}
-    rows = []
-    for summary_file in sorted(results_dir.glob("*/*/summary.json")):
-        key = summary_file.parent.relative_to(results_dir).as_posix()
-        summary = json.loads(summary_file.read_text())
-        dataset, method = key.split("/")
-        cells = [f"{summary[k]:.2f}" if summary.get(k) is not None else "–" for k in ("many", "medium", "few")]
-        reference = f"{paper[key]:.2f}" if key in paper else "–"
-        rows.append(f"| {dataset} | {method} | {reference} | {summary['top1']:.2f} | "
-                    f"{' | '.join(cells)} | [results/{key}](results/{key}) |")
-    return "\n".join(rows) if rows else "| – | no recorded runs yet | | | | | | |"
-
-
-def update_readme(readme: Path, results_dir: Path) -> None:
-    """Replace the rows between the results table header and the next blank line."""
-    lines = readme.read_text().splitlines()
-    header = next(i for i, line in enumerate(lines) if line.startswith("| dataset | method | paper"))
-    start = header + 2
-    end = start
-    while end < len(lines) and (lines[end].startswith("|") or lines[end] == TABLE_MARK):
-        end += 1
-    lines[start:end] = results_table(results_dir).splitlines()
-    readme.write_text("\n".join(lines) + "\n")
+def recompute_eval(folder: Path, data_root: str | None = None) -> tuple[dict, dict]:
+    """``(recomputed, recorded)``: the test report of a results folder's shipped weights (checksum
+    verified first), computed as the trainer computed its final one (same config, precision and
+    memory format; on the CPU when the run was), and the folder's ``eval.json``."""
+    weights = verified_weights(folder)
+    config = load_config(folder / "config.yaml")
+    if data_root:
+        config.data.root = data_root
+    summary = json.loads((folder / "summary.json").read_text())
+    if summary.get("device") == "cpu":
+        config.train.device = "cpu"
+    experiment = build_experiment(config)
+    inference_module(experiment.method.model).load_state_dict(weights)
+    runtime = setup(config.train.device)
+    method = experiment.method.to(runtime.device)
+    if config.train.channels_last:
+        method.to(memory_format=torch.channels_last)
+    logits, targets = predict(method, experiment.test_stream(), runtime.device, config.train.precision,
+                              config.train.channels_last)
+    report = classification_report(logits, targets, experiment.class_counts, config.data.many_threshold,
+                                   config.data.few_threshold)
+    return report, json.loads((folder / "eval.json").read_text())

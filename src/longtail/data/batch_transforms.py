@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
+from .torchvision_internals import TorchvisionOperations
+
 Step = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 
 
@@ -298,12 +300,12 @@ class _GroupedOperations:
     draws, per stage, an operation (or none) and a sign for signed magnitudes; the images that
     drew the same operation and sign go through torchvision's operation together.
 
-    The operation tables and the operations are those of a torchvision transform (``reference``),
-    so the per-image and batched paths cannot drift apart; the tests pin them against torchvision
-    image by image.
+    The operation tables and the operations are those of a torchvision transform, read through
+    :class:`.TorchvisionOperations` (``reference``), so the per-image and batched paths cannot
+    drift apart; the tests pin them against torchvision image by image.
     """
 
-    reference: v2.AutoAugment | v2.RandAugment
+    reference: TorchvisionOperations
     bins: int  # magnitude bins of the operation table
     operations: list[list[tuple[str, int | None]]]  # per stage: (name, magnitude bin) pairs
 
@@ -314,20 +316,17 @@ class _GroupedOperations:
     def operation(self, images: torch.Tensor, name: str, magnitude_bin: int | None,
                   negated: bool) -> torch.Tensor:
         """One operation on a batch, through torchvision."""
-        magnitudes, signed = self.reference._AUGMENTATION_SPACE[name]
-        magnitude = 0.0
-        values = magnitudes(self.bins, images.shape[-2], images.shape[-1])
-        if values is not None:
-            magnitude = float(values[magnitude_bin]) * (-1 if signed and negated else 1)
-        return self.reference._apply_image_or_video_transform(
-            images, name, magnitude, interpolation=self.reference.interpolation, fill=self.reference._fill)
+        magnitude = self.reference.magnitude(name, self.bins, magnitude_bin, *images.shape[-2:])
+        if self.reference.signed(name) and negated:
+            magnitude = -magnitude
+        return self.reference.apply(images, name, magnitude)
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         drawn, negated = self.draw(len(images), generator)
         images = images.clone(memory_format=torch.contiguous_format)
         for stage, operations in enumerate(self.operations):
             for index, (name, magnitude_bin) in enumerate(operations):
-                signed = self.reference._AUGMENTATION_SPACE[name][1]
+                signed = self.reference.signed(name)
                 for sign in (False, True) if signed else (False,):
                     chosen = drawn[:, stage] == index
                     if signed:
@@ -346,8 +345,8 @@ class AutoAugment(_GroupedOperations):
     bins = 10
 
     def __init__(self, policy: str = "cifar10") -> None:
-        self.reference = v2.AutoAugment(v2.AutoAugmentPolicy(policy))
-        self.policies = self.reference._policies
+        self.reference = TorchvisionOperations(v2.AutoAugment(v2.AutoAugmentPolicy(policy)))
+        self.policies = self.reference.policies()
         self.operations = [sorted({sub[stage][::2] for sub in self.policies}, key=str) for stage in range(2)]
         self.operation_of = [torch.tensor([ops.index(sub[stage][::2]) for sub in self.policies])
                              for stage, ops in enumerate(self.operations)]
@@ -371,10 +370,10 @@ class RandAugment(_GroupedOperations):
     operations uniformly (with replacement) and signs; the magnitude is fixed."""
 
     def __init__(self, num_ops: int = 2, magnitude: int = 9, bins: int = 31) -> None:
-        self.reference = v2.RandAugment(num_ops=num_ops, magnitude=magnitude, num_magnitude_bins=bins)
+        self.reference = TorchvisionOperations(
+            v2.RandAugment(num_ops=num_ops, magnitude=magnitude, num_magnitude_bins=bins))
         self.bins = bins
-        names = list(self.reference._AUGMENTATION_SPACE)
-        self.operations = [[(name, magnitude) for name in names]] * num_ops
+        self.operations = [[(name, magnitude) for name in self.reference.names()]] * num_ops
 
     def draw(self, n: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         stages = len(self.operations)

@@ -20,17 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .sources import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    SOURCES,
-    DatasetNotFound,
-    DataSource,
-    ImageSet,
-    class_names,
-    read_list,
-    resolve_root,
-)
+from ..errors import DataError, DatasetNotFound
+from .sources import IMAGENET_MEAN, IMAGENET_STD, SOURCES, DataSource, ImageSet, class_names, read_list, resolve_root
 
 
 @dataclass(frozen=True)
@@ -81,7 +72,7 @@ def read_annotations(json_file: Path, image_root: Path) -> tuple[ImageSet, list[
         data = json.load(handle)
     missing = [key for key in ("images", "annotations", "categories") if key not in data]
     if missing:
-        raise ValueError(f"{json_file} lacks {', '.join(missing)}; expected the official "
+        raise DataError(f"{json_file} lacks {', '.join(missing)}; expected the official "
                          "COCO-style annotation file (images, annotations, categories)")
     ids = sorted(c["id"] for c in data["categories"])
     label = {category: index for index, category in enumerate(ids)}
@@ -104,14 +95,19 @@ def _where(root: Path, files: dict[str, str] | None, splits: tuple[str, str]) ->
 def load_benchmark(name: str, root: str | os.PathLike | None = None, image_root: str | None = None,
                    image_size: int = 224, test_split: str | None = None,
                    mean: tuple[float, float, float] = IMAGENET_MEAN,
-                   std: tuple[float, float, float] = IMAGENET_STD) -> DataSource:
-    """Benchmark ``name`` (a key of :data:`BENCHMARKS`) from its split files in ``root``."""
+                   std: tuple[float, float, float] = IMAGENET_STD,
+                   allow_missing_classes: bool = False) -> DataSource:
+    """Benchmark ``name`` (a key of :data:`BENCHMARKS`) from its split files in ``root``.
+
+    A class without training images means an incomplete split file or download, refused unless
+    ``allow_missing_classes`` (to inspect it, or to train on part of a benchmark on purpose).
+    """
     benchmark = BENCHMARKS[name]
     base = resolve_root(root)
     images = Path(image_root).expanduser() if image_root else base
     test_split = test_split or benchmark.test_split
     if test_split not in benchmark.lists or test_split == "train":
-        raise ValueError(f"{name} has no evaluation split {test_split!r}; choose one of "
+        raise DataError(f"{name} has no evaluation split {test_split!r}; choose one of "
                          f"{', '.join(s for s in benchmark.lists if s != 'train')}")
     splits = ("train", test_split)
     num_classes = benchmark.published.classes
@@ -121,7 +117,7 @@ def load_benchmark(name: str, root: str | os.PathLike | None = None, image_root:
     elif files := _where(base, benchmark.annotations, splits):
         (train, ids, names), (test, test_ids, _) = (read_annotations(path, images) for path in files)
         if test_ids != ids:
-            raise ValueError(f"{files[0]} and {files[1]} list different categories; use the "
+            raise DataError(f"{files[0]} and {files[1]} list different categories; use the "
                              "training and validation files of the same release")
         num_classes, classes = len(ids), class_names(len(ids), names)
     else:
@@ -132,8 +128,15 @@ def load_benchmark(name: str, root: str | os.PathLike | None = None, image_root:
             f"{name} split files not found: looked for {expected} in {base}. Put them there "
             "and point data.root (--data-root, LONGTAIL_DATA) at that folder; set "
             "data.source.image_root (--image-root) to the folder the image paths in them start from.")
+    empty = int((np.bincount(train.targets, minlength=num_classes) == 0).sum())
+    if empty and not allow_missing_classes:
+        raise DataError(
+            f"{name}: {empty:,} of the {num_classes:,} classes have no training image in {files[0]}: "
+            f"an incomplete split file or download? `longtail datasets {name}` compares it with the "
+            "published one; set data.source.allow_missing_classes=true to train on it anyway")
     info = {"split_files": [str(f) for f in files], "image_root": str(images), "test_split": test_split}
-    return DataSource(name, train, test, classes, tuple(mean), tuple(std), image_size, info)
+    return DataSource(name, train, test, classes, tuple(mean), tuple(std), image_size, info,
+                      allow_empty_classes=allow_missing_classes)
 
 
 def _benchmark_factory(name: str):
@@ -141,8 +144,8 @@ def _benchmark_factory(name: str):
 
     def build(root: str | None = None, image_root: str | None = None, image_size: int = 224,
               test_split: str = benchmark.test_split, mean: tuple[float, float, float] = IMAGENET_MEAN,
-              std: tuple[float, float, float] = IMAGENET_STD) -> DataSource:
-        return load_benchmark(name, root, image_root, image_size, test_split, mean, std)
+              std: tuple[float, float, float] = IMAGENET_STD, allow_missing_classes: bool = False) -> DataSource:
+        return load_benchmark(name, root, image_root, image_size, test_split, mean, std, allow_missing_classes)
 
     formats = " / ".join(benchmark.lists[s] for s in ("train", benchmark.test_split))
     if benchmark.annotations:

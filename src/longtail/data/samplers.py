@@ -30,6 +30,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
+from ..errors import ConfigError
 from ..registry import Registry
 
 SAMPLERS = Registry("sampler")
@@ -166,8 +167,8 @@ class DeferredSampler(Sampler[int]):
         self.before = SAMPLERS.build(before, **context)
         self.after = SAMPLERS.build(after, **context)
         if len(self.before) != len(self.after):  # the engine fixes the steps per epoch once
-            raise ValueError(f"deferred sampler: before draws {len(self.before)} samples an epoch "
-                             f"and after {len(self.after)}; they must draw the same number")
+            raise ConfigError(f"deferred sampler: before draws {len(self.before)} samples an epoch "
+                              f"and after {len(self.after)}; they must draw the same number")
         self.switch_epoch = switch_epoch
         self.epoch = 0
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler, get_worker_info
 
+from ..epochs import EpochDependent
 from .samplers import epoch_generator
 from .sources import ImageSet
 from .transforms import Pipeline
@@ -45,7 +46,7 @@ class _EpochStream:
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
-        if hasattr(self.sampler, "set_epoch"):
+        if isinstance(self.sampler, EpochDependent):
             self.sampler.set_epoch(epoch)
 
 

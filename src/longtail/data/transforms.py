@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 from PIL import Image, ImageFilter
 from torchvision.transforms import v2
 
-from ..registry import Registry
+from ..registry import ConfigError, Registry
 from . import batch_transforms as batch
+from .paco_autoaugment import PaCoAutoAugment, PILPaCoAutoAugment
 from .sources import IMAGENET_MEAN
 
 TRANSFORMS = Registry("transform")
@@ -60,6 +62,18 @@ class OneImage:
         return self.step(image[None], None)[0]
 
 
+class FitSize:
+    """Resize (short side) and centre-crop an image to ``size`` x ``size`` unless it is that
+    already: the CIFAR-style pipelines expect one image size, which image files need not have."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.fit = v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size)])
+
+    def __call__(self, image: Image.Image | torch.Tensor) -> Image.Image | torch.Tensor:
+        return image if v2.functional.get_size(image) == [self.size, self.size] else self.fit(image)
+
+
 def _finish(mean, std) -> list:
     return [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
 
@@ -68,31 +82,50 @@ def _finish(mean, std) -> list:
 def crop_flip(mean, std, image_size: int, padding: int | None = None, flip: bool = True) -> Pipeline:
     """The standard CIFAR augmentation: random crop (zero padding, default size/8) + flip."""
     padding = image_size // 8 if padding is None else padding
-    steps = [v2.RandomCrop(image_size, padding=padding)]
+    steps = [FitSize(image_size), v2.RandomCrop(image_size, padding=padding)]
     steps += [v2.RandomHorizontalFlip()] if flip else []
     return Pipeline(v2.Compose(steps + _finish(mean, std)),
                     batch.BatchPipeline([batch.RandomCropFlip(padding, flip)], mean, std))
 
 
 @TRANSFORMS.register("none")
-def no_augmentation(mean, std) -> Pipeline:
-    """Only normalisation (CIFAR-sized test images)."""
-    return Pipeline(v2.Compose(_finish(mean, std)), batch.BatchPipeline([], mean, std))
+def no_augmentation(mean, std, image_size: int) -> Pipeline:
+    """Only normalisation (image files of another size are first fitted to ``image_size``)."""
+    return Pipeline(v2.Compose([FitSize(image_size), *_finish(mean, std)]),
+                    batch.BatchPipeline([], mean, std))
+
+
+AutoAugmentPolicy = Literal["torchvision", "paco"]
 
 
 @TRANSFORMS.register("autoaugment_cutout")
-def autoaugment_cutout(mean, std, image_size: int, cutout: int = 16) -> Pipeline:
-    """Crop + flip + AutoAugment (CIFAR-10 policy) + Cutout, PaCo's CIFAR query view."""
+def autoaugment_cutout(mean, std, image_size: int, cutout: int = 16,
+                       policy: AutoAugmentPolicy = "torchvision") -> Pipeline:
+    """Crop + flip + AutoAugment (CIFAR-10 policy) + Cutout, PaCo's CIFAR query view.
+
+    ``policy``: ``paco`` is the PaCo authors' own CIFAR policy (:mod:`.paco_autoaugment`: grey
+    fill, rotation without a sign, bicubic shear, fractional translation, solarize on a 256
+    scale); ``torchvision`` is torchvision's CIFAR-10 policy (black fill), the default so that
+    configs recorded before the authors' policy existed rebuild what they ran.
+    """
+    if policy not in get_args(AutoAugmentPolicy):
+        raise ConfigError(f"autoaugment_cutout: unknown policy {policy!r}; choose one of: "
+                          f"{', '.join(get_args(AutoAugmentPolicy))}")
+    if policy == "paco":
+        per_image, batched = PILPaCoAutoAugment(), PaCoAutoAugment()
+    else:
+        per_image, batched = v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10), batch.AutoAugment("cifar10")
     return Pipeline(v2.Compose([
+        FitSize(image_size),
         v2.RandomCrop(image_size, padding=image_size // 8),
         v2.RandomHorizontalFlip(),
-        v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10),
+        v2.ToPILImage(),  # both policies' per-image forms are PIL operations
+        per_image,
         v2.PILToTensor(),
         v2.ToDtype(torch.float32, scale=True),
         OneImage(batch.Cutout(cutout)),
         v2.Normalize(mean, std),
-    ]), batch.BatchPipeline([batch.RandomCropFlip(image_size // 8), batch.AutoAugment("cifar10"),
-                             batch.Cutout(cutout)], mean, std))
+    ]), batch.BatchPipeline([batch.RandomCropFlip(image_size // 8), batched, batch.Cutout(cutout)], mean, std))
 
 
 @TRANSFORMS.register("simaugment")
@@ -126,6 +159,7 @@ def randaugment(mean, std, image_size: int, num_ops: int = 2, magnitude: int = 1
     return Pipeline(v2.Compose([
         v2.RandomResizedCrop(image_size, scale=(min_scale, 1.0), antialias=True),
         v2.RandomHorizontalFlip(),
+        v2.ToPILImage(),  # RandAugment on the PIL image, as it ran before images came as tensors
         v2.RandAugment(num_ops=num_ops, magnitude=magnitude),
         *_finish(mean, std),
     ]), batch.BatchPipeline([batch.RandomResizedCrop(image_size, (min_scale, 1.0), flip=True),

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..errors import ConfigError
+
 
 @dataclass
 class Runtime:
@@ -22,6 +24,8 @@ class Runtime:
 
 def setup(device: str = "auto") -> Runtime:
     """Pick the device and, under ``torchrun`` (WORLD_SIZE > 1), join the process group."""
+    if device != "auto":
+        _check_device(device)
     world_size = int(os.environ.get("WORLD_SIZE", 1))
     cuda = torch.cuda.is_available() and device in ("auto", "cuda") or device.startswith("cuda:")
     if world_size > 1:
@@ -35,6 +39,19 @@ def setup(device: str = "auto") -> Runtime:
     if device == "auto":
         return Runtime(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     return Runtime(torch.device(device))
+
+
+def _check_device(device: str) -> None:
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"unknown train.device {device!r}; choose auto, cpu, cuda or cuda:N") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={device}, but torch sees no CUDA device here; use "
+                          "train.device=cpu or auto")
+    if chosen.type == "cuda" and (chosen.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"train.device={device}, but there are only {torch.cuda.device_count()} "
+                          "CUDA devices (cuda:0 ...); choose one of them")
 
 
 def gather_cat(tensor: torch.Tensor) -> torch.Tensor:

@@ -73,8 +73,13 @@ def build_experiment(config: DictConfig) -> Experiment:
     train = source.train
     if data.imbalance_ratio is not None:
         train = train.subset(longtailed_indices(train.targets, source.num_classes,
-                                                data.imbalance_ratio, data.profile))
+                                                data.imbalance_ratio, data.profile, data.subset_seed))
+    for split, images in (("training", train), ("test", source.test)):  # before any step
+        images.check_readable(split, config.train.num_workers)
     counts = np.bincount(train.targets, minlength=source.num_classes)
+    if not isinstance(plain(config.model), dict):
+        raise ConfigError(f"model must be a mapping with a 'name' key, e.g. model: {{name: resnet32}}; "
+                          f"got {plain(config.model)!r}")
     method = METHODS.build(
         plain(config.method), model_spec=plain(config.model), num_classes=source.num_classes,
         class_counts=counts, epochs=config.train.epochs,

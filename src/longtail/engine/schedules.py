@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from ..errors import ConfigError
+
 
 def lr_factor(name: str, epoch: int, progress: float, epochs: int, warmup_epochs: int,
               milestones: list[int], gamma: float, min_factor: float = 0.0,
@@ -25,4 +27,4 @@ def lr_factor(name: str, epoch: int, progress: float, epochs: int, warmup_epochs
     if name == "cosine":
         t = (epoch - warmup_epochs + progress) / max(epochs - warmup_epochs, 1)
         return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * t))
-    raise ValueError(f"unknown lr schedule {name!r}; choose multistep or cosine")
+    raise ConfigError(f"unknown schedule.name {name!r}; choose multistep or cosine")

@@ -2,9 +2,11 @@
 
 A run directory holds everything needed to repeat or continue the run: ``config.yaml``,
 ``command.txt``, ``commit.txt``, ``metrics.jsonl`` (one line per epoch), ``eval.json`` (the
-final epoch's test report), ``summary.json`` and ``checkpoints/``. Randomness is derived
-from ``(seed, epoch)`` at the start of every epoch, so a checkpoint needs only the epoch
-counter besides model and optimizer state for ``--resume`` to continue exactly.
+final epoch's test report), ``summary.json``, ``checkpoints/`` and ``train.lock`` (held while
+training). Randomness is derived from ``(seed, epoch)`` at the start of every epoch, so a
+checkpoint needs only the epoch counter besides model and optimizer state for ``--resume`` to
+continue exactly. How the record is kept (refusals, Ctrl-C, a full disk) is in
+:mod:`.records`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import shlex
 import subprocess
 import sys
 import time
+import traceback
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -21,18 +25,24 @@ from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..config import save_config
 from ..data.samplers import epoch_generator
+from ..errors import ConfigError
 from ..methods import StepOutput
-from .checkpoint import load_checkpoint, save_checkpoint, write_json, write_text
+from .checkpoint import DiskFull, load_checkpoint, load_weights, save_checkpoint, trained_by, write_json, write_text
 from .distributed import Runtime, setup
 from .experiment import Experiment, autocast, build_experiment, predict
+from .lock import run_lock
 from .metrics import classification_report, format_report
+from .records import (
+    LAST,
+    Interrupted,
+    check_run_dir,
+    interrupted_message,
+    remove_stale_temporaries,
+    saved_message,
+    write_report,
+)
 from .schedules import lr_factor
-
-
-class RunExists(FileExistsError):
-    pass
 
 
 def git_commit() -> str:
@@ -55,11 +65,16 @@ def _tensorboard(run_dir: Path):
 
 
 class Trainer:
-    """Trains ``experiment.method`` as ``config.train`` says, writing into ``run_dir``."""
+    """Trains ``experiment.method`` as ``config.train`` says, writing into ``run_dir``.
+
+    ``resume`` continues from ``run_dir/checkpoints/last.pt``, which must exist; without it,
+    ``run_dir`` must hold no run record (:func:`~.records.check_run_dir`).
+    """
 
     def __init__(self, config: DictConfig, run_dir: Path, resume: bool = False,
                  runtime: Runtime | None = None, log=print) -> None:
         self.config, self.run_dir, self.log = config, Path(run_dir), log
+        check_run_dir(self.run_dir, resume)  # before the data is loaded: refusals come at once
         self.runtime = runtime or setup(config.train.device)
         if config.train.threads:
             torch.set_num_threads(config.train.threads)
@@ -75,12 +90,9 @@ class Trainer:
         )
         self.scaler = torch.amp.GradScaler("cuda", enabled=config.train.precision == "fp16")
         self.start_epoch, self.elapsed = 0, 0.0
-        checkpoint = self.run_dir / "checkpoints" / "last.pt"
-        if resume and checkpoint.exists():
-            self._restore(load_checkpoint(checkpoint))
-        elif checkpoint.exists():
-            raise RunExists(f"{self.run_dir} already holds a run; continue it with --resume, or "
-                            "choose another name= or output_dir=")
+        if resume:
+            self._restore(load_checkpoint(self.run_dir / LAST))
+        self.saved_epochs = self.start_epoch  # the epochs last.pt holds
 
     # --- state -------------------------------------------------------------------------------
 
@@ -95,13 +107,21 @@ class Trainer:
         """``last.pt`` after every epoch (what --resume reads); a kept copy every checkpoint_every."""
         state = self._state(epochs_done)
         folder = self.run_dir / "checkpoints"
-        save_checkpoint(state, folder / "last.pt")
         every = self.config.train.checkpoint_every
-        if every and epochs_done % every == 0:
-            save_checkpoint(state, folder / f"epoch_{epochs_done:04d}.pt")
+        try:
+            save_checkpoint(state, self.run_dir / LAST)
+            self.saved_epochs = epochs_done
+            if every and epochs_done % every == 0:
+                save_checkpoint(state, folder / f"epoch_{epochs_done:04d}.pt")
+        except DiskFull as error:
+            raise DiskFull(f"{error}; {saved_message(self.run_dir, self.saved_epochs)}") from None
 
     def _restore(self, state: dict) -> None:
-        self.method.load_state_dict(state["method"])
+        load_weights(self.method, state["method"],
+                     f"{self.run_dir}/checkpoints/last.pt ({trained_by(state['config'])})",
+                     f"this config's model ({trained_by(self.config)})",
+                     "--resume continues a run as it was configured: drop the overrides that change "
+                     "its model or method, or start a new run with another name= or output_dir=")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.start_epoch, self.elapsed = state["epoch"], state["elapsed"]
@@ -109,7 +129,9 @@ class Trainer:
 
     def _prepare_run_dir(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(self.config, self.run_dir / "config.yaml")
+        for stale in remove_stale_temporaries(self.run_dir):
+            self.log(f"removed {stale}, left half-written when an earlier run was stopped")
+        write_text(self.run_dir / "config.yaml", OmegaConf.to_yaml(self.config))
         command, commit = shlex.join(["longtail", *sys.argv[1:]]), git_commit()
         if self.start_epoch:  # a resumed run keeps the record of how it started
             command = f"{(self.run_dir / 'command.txt').read_text()}resumed after epoch {self.start_epoch}: {command}"
@@ -125,6 +147,20 @@ class Trainer:
     # --- loop --------------------------------------------------------------------------------
 
     def fit(self) -> dict:
+        """Train to ``train.epochs`` and return the final test report; the main process holds the
+        run directory's lock meanwhile (see :mod:`.lock`). Ctrl-C raises
+        :class:`~.records.Interrupted`, whose message says what is saved.
+        """
+        try:
+            with run_lock(self.run_dir) if self.runtime.is_main else nullcontext():
+                return self._fit()
+        except KeyboardInterrupt as interrupt:
+            # Free the interrupted epoch's batch iterators now, so DataLoader workers stop here.
+            traceback.clear_frames(interrupt.__traceback__)
+            raise Interrupted(interrupted_message(self.run_dir, self.saved_epochs,
+                                                  self.config.train.epochs)) from None
+
+    def _fit(self) -> dict:
         config, runtime = self.config, self.runtime
         train = config.train
         if runtime.is_main:
@@ -133,8 +169,8 @@ class Trainer:
                                                 pin_memory=runtime.device.type == "cuda")
         steps = min(len(stream) for stream in streams.values())
         if steps == 0:
-            raise ValueError(f"the training set ({len(self.experiment.train)} images) is smaller "
-                             f"than one batch of {train.batch_size}; lower train.batch_size")
+            raise ConfigError(f"the training set ({len(self.experiment.train)} images) is smaller "
+                              f"than one batch of {train.batch_size}; lower train.batch_size")
         step_module = self.method
         if runtime.world_size > 1:
             step_module = DistributedDataParallel(self.method, broadcast_buffers=False)
@@ -147,8 +183,9 @@ class Trainer:
             torch.manual_seed(epoch_generator(config.seed, epoch).initial_seed())
             for stream in streams.values():
                 stream.set_epoch(epoch)
+            self.method.set_epoch(epoch)
             self.method.train()
-            record = {"epoch": epoch + 1, **self.method.start_epoch(epoch, train.epochs)}
+            record = {"epoch": epoch + 1}
             loss_sum, seen, step_logs = torch.zeros((), device=runtime.device), 0, {}
             bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{train.epochs}", leave=False,
                        disable=not (train.progress and runtime.is_main and sys.stderr.isatty()))
@@ -216,7 +253,10 @@ class Trainer:
                     writer.add_scalar(key, value, record["epoch"])
 
     def _finish(self, report: dict) -> None:
-        write_json(self.run_dir / "eval.json", report)
+        if self.start_epoch == self.config.train.epochs:  # resumed after the end: recompute, never replace
+            write_report(self.run_dir / "eval.json", report)
+        else:
+            write_json(self.run_dir / "eval.json", report)
         write_json(self.run_dir / "summary.json", {
             "epochs": self.config.train.epochs, "wall_time_s": round(self.elapsed, 1),
             "wall_time_h": round(self.elapsed / 3600, 3), "top1": report["top1"],

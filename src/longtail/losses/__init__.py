@@ -1,7 +1,7 @@
 """Losses by name. Each is a small module ``loss(logits, targets) -> scalar``; losses that
 need the training class counts take ``class_counts`` (supplied by the method, not the config).
 Losses with per-class weights (:class:`WeightedLoss`) take a ``weights`` schedule from
-``CLASS_WEIGHTS``, which the method advances with ``loss.start_epoch(epoch)``."""
+``CLASS_WEIGHTS``, which the method advances through ``set_epoch`` (:mod:`longtail.epochs`)."""
 
 from ..registry import Registry
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..registry import Registry
 
 CLASS_WEIGHTS = Registry("class weights")
@@ -64,7 +65,7 @@ def effective_number(class_counts: np.ndarray, beta: float = 0.9999) -> Constant
     ``beta = 0`` weighs every class equally; ``beta -> 1`` tends to inverse frequency.
     """
     if not 0 <= beta < 1:
-        raise ValueError(f"effective_number needs 0 <= beta < 1, got {beta}")
+        raise ConfigError(f"effective_number needs 0 <= beta < 1, got {beta}")
     counts = _counts(class_counts)
     return ConstantWeights((1 - beta) / (1 - torch.pow(beta, counts)))
 
@@ -98,14 +99,14 @@ class WeightedLoss(nn.Module):
                  reduction: str = "weighted_mean") -> None:
         super().__init__()
         if reduction not in REDUCTIONS:
-            raise ValueError(f"unknown reduction {reduction!r}; choose {' or '.join(REDUCTIONS)}")
+            raise ConfigError(f"unknown reduction {reduction!r}; choose {' or '.join(REDUCTIONS)}")
         self.schedule: WeightSchedule = CLASS_WEIGHTS.build(weights, class_counts=class_counts)
         self.reduction = reduction
-        # not persistent: the weights are a function of the epoch, set again by start_epoch
+        # not persistent: the weights are a function of the epoch, set again by set_epoch
         self.register_buffer("weight", self.schedule(0), persistent=False)
 
-    def start_epoch(self, epoch: int) -> None:
-        """Use the weights of 0-based ``epoch`` (called by the method before each epoch)."""
+    def set_epoch(self, epoch: int) -> None:
+        """Use the weights of 0-based ``epoch`` (the method's ``set_epoch`` calls it)."""
         self.weight = self.schedule(epoch).to(self.weight.device)
 
     def per_sample(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,8 @@ import torch
 from torch import nn
 
 from ..data.streams import Batch
+from ..epochs import EpochDependent
+from ..errors import ConfigError
 
 
 @dataclass
@@ -45,9 +47,13 @@ class Method(nn.Module):
     def streams(self) -> dict[str, StreamSpec]:
         raise NotImplementedError
 
-    def start_epoch(self, epoch: int, epochs: int) -> dict[str, float]:
-        """Called before each epoch (0-based); returns values to log, e.g. BBN's alpha."""
-        return {}
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the engine before each 0-based ``epoch``: moves every sub-module that
+        follows the epoch (:class:`~longtail.epochs.EpochDependent`: DRW loss weights, BBN's
+        adaptor, ...) on, wherever it sits in the method."""
+        for module in self.modules():
+            if module is not self and isinstance(module, EpochDependent):
+                module.set_epoch(epoch)
 
     def forward(self, batches: dict[str, Batch]) -> StepOutput:
         raise NotImplementedError
@@ -55,5 +61,6 @@ class Method(nn.Module):
     @torch.no_grad()
     def predict(self, images: torch.Tensor, **options: Any) -> torch.Tensor:
         if options:
-            raise ValueError(f"{type(self).__name__} takes no prediction options, got {options}")
+            raise ConfigError(f"{type(self).__name__} takes no prediction options (such as BBN's "
+                              f"--branch), got {options}")
         return self.model(images)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..data.streams import Batch
 from ..losses import LOSSES
@@ -24,24 +25,25 @@ from .base import Method, StepOutput, StreamSpec
 ADAPTORS = Registry("adaptor")
 
 
-class Adaptor:
+class Adaptor(nn.Module):
     """α as a function of training progress ``t = (T − 1) / T_div``, T the 1-based epoch.
 
     ``T_div`` is the number of epochs, except that 90 and 180 round up to 100 and 200 as in
-    the authors' code (so at 180 epochs α ends near 0.2 instead of 0).
+    the authors' code (so at 180 epochs α ends near 0.2 instead of 0). A module without
+    weights, so that the method's ``set_epoch`` reaches it; calling it gives the current α.
     """
 
-    per_step = False  # True: a new α for every step (Beta draws)
+    def __init__(self, epochs: int, divisor: int | None = None) -> None:
+        super().__init__()
+        self.divisor = divisor or {90: 100, 180: 200}.get(epochs, epochs)
+        self.set_epoch(0)
 
-    def __init__(self, divisor: int | None = None) -> None:
-        self.divisor = divisor
+    def set_epoch(self, epoch: int) -> None:
+        """α for 0-based ``epoch`` (1-based T = epoch + 1)."""
+        self.value = self.alpha(epoch / self.divisor)
 
-    def progress(self, epoch: int, epochs: int) -> float:
-        divisor = self.divisor or {90: 100, 180: 200}.get(epochs, epochs)
-        return (epoch - 1) / divisor
-
-    def __call__(self, epoch: int, epochs: int) -> float:
-        return self.alpha(self.progress(epoch, epochs))
+    def forward(self) -> float:
+        return self.value
 
     def alpha(self, t: float) -> float:
         raise NotImplementedError
@@ -91,14 +93,15 @@ class EqualWeight(Adaptor):
 class BetaDraw(Adaptor):
     """α ~ Beta(a, b) drawn anew every step (Beta(0.2, 0.2) in the paper)."""
 
-    per_step = True
-
-    def __init__(self, a: float = 0.2, b: float = 0.2) -> None:
-        super().__init__()
+    def __init__(self, epochs: int, a: float = 0.2, b: float = 0.2) -> None:
+        super().__init__(epochs)
         cpu = torch.device("cpu")  # a float drawn per step, wherever the model lives
         self.distribution = torch.distributions.Beta(torch.tensor(a, device=cpu), torch.tensor(b, device=cpu))
 
     def alpha(self, t: float) -> float:
+        return 0.5  # the mean; every step draws its own
+
+    def forward(self) -> float:
         return float(self.distribution.sample())
 
 
@@ -115,38 +118,29 @@ class BBN(Method):
         if not isinstance(self.model, BilateralBranchNetwork):
             raise ConfigError(f"method bbn needs a bilateral-branch model such as "
                               f"bbn_resnet32, got {model_spec.get('name')!r}")
-        self.adaptor = ADAPTORS.build(adaptor)
+        self.adaptor = ADAPTORS.build(adaptor, epochs=epochs)
         self.loss = LOSSES.build(loss, class_counts=class_counts)
         self.samplers = {"conventional": conventional_sampler, "rebalancing": rebalancing_sampler}
         self.transform = transform
-        self.alpha, self.epoch, self.epochs = 1.0, 1, epochs
 
     def streams(self) -> dict[str, StreamSpec]:
         return {branch: StreamSpec(sampler, [self.transform]) for branch, sampler in self.samplers.items()}
 
-    def start_epoch(self, epoch: int, epochs: int) -> dict[str, float]:
-        self.epoch, self.epochs = epoch + 1, epochs
-        self.alpha = self.adaptor(self.epoch, epochs)
-        return {}
-
     def forward(self, batches: dict[str, Batch]) -> StepOutput:
-        if self.adaptor.per_step:
-            self.alpha = self.adaptor(self.epoch, self.epochs)
+        alpha = self.adaptor()
         conventional, rebalancing = batches["conventional"], batches["rebalancing"]
         logits = self.model.mix(
             self.model.branch_features(conventional.images, "conventional"),
             self.model.branch_features(rebalancing.images, "rebalancing"),
-            self.alpha,
+            alpha,
         )
-        loss = self.alpha * self.loss(logits, conventional.targets) + (1 - self.alpha) * self.loss(
-            logits, rebalancing.targets
-        )
-        return StepOutput(loss, {"alpha": self.alpha})
+        loss = alpha * self.loss(logits, conventional.targets) + (1 - alpha) * self.loss(logits, rebalancing.targets)
+        return StepOutput(loss, {"alpha": alpha})
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, branch: str | None = None) -> torch.Tensor:
         """α = 0.5; ``branch`` scores one branch alone (BBN-CB: conventional, BBN-RB: rebalancing)."""
         alpha = {None: 0.5, "conventional": 1.0, "rebalancing": 0.0}
         if branch not in alpha:
-            raise ValueError(f"unknown branch {branch!r}; choose conventional or rebalancing")
+            raise ConfigError(f"unknown branch {branch!r}; choose conventional or rebalancing")
         return self.model(images, alpha[branch])

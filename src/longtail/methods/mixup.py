@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..data.streams import Batch
+from ..errors import ConfigError
 from ..models import ImageClassifier
 from . import METHODS
 from .base import StepOutput, StreamSpec
@@ -41,7 +42,7 @@ class Mixup(Standard):
         super().__init__(model_spec, num_classes, class_counts, loss, sampler, transform)
         depth = len(self.model.backbone.trunk)
         if not layers or any(not 0 <= k <= depth for k in layers):
-            raise ValueError(f"mixup layers must lie in 0..{depth} for this backbone, got {layers}")
+            raise ConfigError(f"mixup layers must lie in 0..{depth} for this backbone, got {layers}")
         self.beta = torch.distributions.Beta(alpha, alpha)
         self.layers = list(layers)
         self.partner_sampler = partner_sampler

@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from ..data.streams import Batch
-from ..engine.checkpoint import load_checkpoint
+from ..engine.checkpoint import load_checkpoint, load_weights, trained_by
 from ..engine.distributed import gather_cat
+from ..errors import NotFound
 from ..losses import LOSSES
 from ..losses.contrastive import PaCoLoss, SupConLoss
 from ..models import MoCo, create
@@ -117,19 +118,21 @@ class MultiTask(ContrastiveMethod):
                 + self.weight * self.contrastive(targets, contrast, contrast_targets))
 
 
-def _backbone_state(run: str | Path) -> dict[str, torch.Tensor]:
-    """The query backbone's weights from a run directory (or a checkpoint file)."""
+def _backbone_state(run: str | Path) -> tuple[dict[str, torch.Tensor], str]:
+    """The query backbone's weights from a run directory (or a checkpoint file), and where
+    they come from."""
     path = Path(run).expanduser()
     checkpoint = path / "checkpoints" / "last.pt" if path.is_dir() else path
     if not checkpoint.exists():
-        raise FileNotFoundError(f"linear_probe: no stage-1 checkpoint at {checkpoint}; train "
-                                "the representation first and set method.checkpoint to its run")
+        raise NotFound(f"linear_probe: no stage-1 checkpoint at {checkpoint}; train "
+                       "the representation first and set method.checkpoint to its run")
     prefix = "model.backbone."
-    state = load_checkpoint(checkpoint)["method"]
-    backbone = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+    state = load_checkpoint(checkpoint)
+    backbone = {key[len(prefix):]: value for key, value in state["method"].items()
+                if key.startswith(prefix)}
     if not backbone:
         raise ConfigError(f"{checkpoint} holds no {prefix}* weights to probe")
-    return backbone
+    return backbone, f"{checkpoint} ({trained_by(state['config'])})"
 
 
 @METHODS.register("linear_probe")
@@ -145,7 +148,9 @@ class LinearProbe(Method):
                  transform: Any = "crop_flip") -> None:
         super().__init__(class_counts)
         self.model = create(num_classes=num_classes, **model_spec)
-        self.model.backbone.load_state_dict(_backbone_state(checkpoint))
+        load_weights(self.model.backbone, *_backbone_state(checkpoint),
+                     f"the backbone of model {model_spec.get('name')}",
+                     "Set method.checkpoint to a run whose model has this backbone")
         self.model.backbone.requires_grad_(False)
         self.loss = LOSSES.build(loss, class_counts=class_counts)
         self.sampler, self.transform = sampler, transform

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..data.streams import Batch
-from ..losses import LOSSES, WeightedLoss
+from ..losses import LOSSES
 from ..models import create
 from . import METHODS
 from .base import Method, StepOutput, StreamSpec
@@ -26,11 +26,6 @@ class Standard(Method):
 
     def streams(self) -> dict[str, StreamSpec]:
         return {"main": StreamSpec(self.sampler, [self.transform])}
-
-    def start_epoch(self, epoch: int, epochs: int) -> dict[str, float]:
-        if isinstance(self.loss, WeightedLoss):  # its class weights may follow a schedule (DRW)
-            self.loss.start_epoch(epoch)
-        return {}
 
     def forward(self, batches: dict[str, Batch]) -> StepOutput:
         batch = batches["main"]

@@ -1,4 +1,5 @@
-"""Models by name: ``longtail.models.create("resnet32", num_classes=100)``."""
+"""Models by name: ``longtail.models.create("resnet32", num_classes=100)``; trained ones from
+``results/``: ``longtail.models.load_pretrained("cifar100_lt/paco_ir100")``."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ for _backbone in BACKBONES.names():
 bbn.register(MODELS)
 moco.register(MODELS)
 from . import two_stage  # noqa: E402,F401  (registers the stage-2 models)
+from .pretrained import load_pretrained, pretrained_transform  # noqa: E402
 
 __all__ = ["BACKBONES", "BilateralBranchNetwork", "HEADS", "MODELS", "FeatureExtractor", "ImageClassifier", "MoCo",
-           "create"]
+           "create", "load_pretrained", "pretrained_transform"]

@@ -100,7 +100,7 @@ def kaiming_init(module: nn.Module) -> None:
 def cifar_resnet(depth: int, widths: tuple[int, int, int] = (16, 32, 64)) -> FeatureExtractor:
     """CIFAR ResNet of ``depth = 6n + 2`` layers: a 3x3 stem and three stages of n blocks."""
     if (depth - 2) % 6:
-        raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
+        raise ConfigError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
     n = (depth - 2) // 6
     layers: list[nn.Module] = [
         nn.Conv2d(3, widths[0], 3, 1, 1, bias=False),

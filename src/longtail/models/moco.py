@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbones import BACKBONES, FeatureExtractor, build_backbone
+from .classifier import ImageClassifier
 
 
 class ProjectionHead(nn.Sequential):
@@ -69,6 +70,11 @@ class MoCo(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Centre logits: the plain linear classifier, used for inference."""
         return self.classifier(self.backbone(images))
+
+    def query_classifier(self) -> ImageClassifier:
+        """What inference needs, sharing this model's parameters: the query backbone and the
+        classifier (no projection heads, key encoder or queue)."""
+        return ImageClassifier(self.backbone, self.classifier)
 
     def encoder_pairs(self) -> list[tuple[nn.Parameter, nn.Parameter]]:
         """(key, query) parameter pairs of the encoders that the momentum update ties."""

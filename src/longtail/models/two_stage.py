@@ -17,6 +17,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from ..errors import ConfigError, NotFound
 from ..losses.classification import log_prior
 from . import MODELS, create
 from .backbones import FeatureExtractor
@@ -44,19 +45,24 @@ class FrozenFeatures(nn.Module):
 
 def load_stage1(run: str | Path, num_classes: int) -> ImageClassifier:
     """The image classifier trained in run directory ``run`` (its last checkpoint)."""
-    from ..engine.checkpoint import load_checkpoint  # the engine imports models
+    from ..engine.checkpoint import load_checkpoint, load_weights, trained_by  # the engine imports models
 
     checkpoint = Path(run) / "checkpoints" / "last.pt"
     if not checkpoint.exists():
-        raise FileNotFoundError(f"no stage-1 checkpoint at {checkpoint}; train stage 1 first")
+        raise NotFound(f"no stage-1 checkpoint at {checkpoint}; train stage 1 first, or point "
+                       "model.run at its run directory")
     state = load_checkpoint(checkpoint)
     spec = OmegaConf.to_container(OmegaConf.create(state["config"]).model, resolve=True)
     model = create(num_classes=num_classes, **spec)
     if not isinstance(model, ImageClassifier):
-        raise ValueError(f"stage 1 in {run} trained a {type(model).__name__}, not backbone + head")
+        raise ConfigError(f"stage 1 in {run} trained a {type(model).__name__}, not backbone + head; "
+                          "stage 2 needs a plain classifier run such as resnet32")
     prefix = "model."
-    model.load_state_dict({key.removeprefix(prefix): value for key, value in state["method"].items()
-                           if key.startswith(prefix)})
+    load_weights(model, {key.removeprefix(prefix): value for key, value in state["method"].items()
+                         if key.startswith(prefix)},
+                 f"{checkpoint} ({trained_by(state['config'])})",
+                 f"{spec.get('name')} with {num_classes} classes",
+                 "Stage 2 needs a stage-1 run of the same dataset and classes")
     return model
 
 
@@ -85,11 +91,11 @@ def apply_posthoc(model: ImageClassifier, class_counts: np.ndarray, tau_norm: fl
     """
     if not isinstance(model, ImageClassifier):
         kind = type(model).__name__
-        raise ValueError(f"post-hoc corrections need a backbone + head, not a {kind}")
+        raise ConfigError(f"post-hoc corrections need a backbone + head, not a {kind}")
     if tau_norm is not None:
         if not isinstance(model.head, nn.Linear):
             head = type(model.head).__name__
-            raise ValueError(f"tau-normalisation needs a linear head, not a {head}")
+            raise ConfigError(f"tau-normalisation needs a linear head, not a {head}")
         model.head = tau_normalised(model.head, tau_norm)
     if logit_adjust is not None:
         prior = log_prior(class_counts).to(next(model.parameters()).device)

@@ -1,0 +1,38 @@
+"""The papers' top-1 accuracy (%) on CIFAR-LT, ResNet-32 from scratch, to set measured runs against.
+
+Keys are those of ``results/``: the dataset folder (``cifar10_lt``, ``cifar100_lt``) and the
+method part of a run's folder name (``bbn`` in ``bbn_ir100``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PaperRow:
+    label: str  # how the table names the method
+    source: str  # where the figures are printed
+    top1: dict[str, dict[int, float]]  # dataset -> imbalance ratio -> top-1
+
+
+def _ratios(ir100: float, ir50: float, ir10: float) -> dict[int, float]:
+    return {100: ir100, 50: ir50, 10: ir10}
+
+
+PAPER = {
+    "ce": PaperRow("CE", "BBN Table 1", {"cifar10_lt": _ratios(70.36, 74.81, 86.39),
+                                         "cifar100_lt": _ratios(38.32, 43.85, 55.71)}),
+    "ldam_drw": PaperRow("LDAM-DRW", "BBN Table 1", {"cifar10_lt": _ratios(77.03, 81.03, 88.16),
+                                                     "cifar100_lt": _ratios(42.04, 46.62, 58.71)}),
+    "bbn": PaperRow("BBN", "BBN Table 1", {"cifar10_lt": _ratios(79.82, 82.18, 88.32),
+                                           "cifar100_lt": _ratios(42.56, 47.02, 59.12)}),
+    "balanced_softmax": PaperRow("Balanced Softmax", "PaCo Table 6", {"cifar100_lt": _ratios(50.8, 54.2, 63.0)}),
+    "paco": PaperRow("PaCo", "PaCo Table 6", {"cifar100_lt": _ratios(52.0, 56.0, 64.2)}),
+}
+
+
+def paper_top1(dataset: str, method: str, imbalance_ratio: float | None) -> float | None:
+    """The paper's figure for this cell, or None where the papers give none."""
+    row = PAPER.get(method)
+    return None if row is None else row.top1.get(dataset, {}).get(imbalance_ratio)

@@ -1,0 +1,175 @@
+"""Recorded runs: the shipped inference weights, loading them, recomputing eval.json from them,
+and the README results table built from results/."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+from safetensors.torch import load_file
+
+from conftest import tiny_config
+from longtail.analysis.results import recompute_eval
+from longtail.analysis.results_table import TABLE_BEGIN, TABLE_END, results_table, update_readme
+from longtail.cli import main
+from longtail.config import load_config
+from longtail.engine import Trainer
+from longtail.models import create, load_pretrained, pretrained_transform
+
+MOCO_TINY = {"name": "moco_resnet20", "dim": 8, "queue_size": 16, "momentum": 0.99}
+PACO = {"name": "paco", "alpha": 0.05, "temperature": 0.1, "query_transform": "crop_flip",
+        "key_transform": "crop_flip"}
+CASES = {  # model, method, train overrides; bbn runs as the CIFAR runs do (bf16, channels_last)
+    "standard": ({"name": "resnet20"}, {"name": "standard"}, {}),
+    "bbn": ({"name": "bbn_resnet20"}, {"name": "bbn"}, {"precision": "bf16", "channels_last": True}),
+    "paco": (MOCO_TINY, PACO, {}),
+}
+
+
+def _train(tiny_npz, tmp_path, case: str) -> Trainer:
+    model, method, train = CASES[case]
+    config = load_config(base=tiny_config(tiny_npz, name=case, model=model, method=method,
+                                          train={"epochs": 2, "num_workers": 0, "threads": 1, **train}))
+    trainer = Trainer(config, tmp_path / "runs" / case, log=lambda _: None)
+    trainer.fit()
+    return trainer
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_record_ships_weights_that_reproduce_the_run(case, tiny_npz, tmp_path, capsys):
+    trainer = _train(tiny_npz, tmp_path, case)
+    run, dest = tmp_path / "runs" / case, tmp_path / "results" / "tiny_lt" / case
+    assert main(["record", str(run), str(dest)]) == 0
+
+    weights = dest / "model.safetensors"
+    summary = json.loads((dest / "summary.json").read_text())
+    assert summary["weights"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert "weights" not in json.loads((run / "summary.json").read_text())  # the run dir is untouched
+    assert not list(dest.glob("*.pt")) and not (dest / "checkpoints").exists()
+    keys = set(load_file(weights))
+    if case == "paco":  # a plain backbone + linear head: no projector, key encoder or queue
+        assert keys == set(create("resnet20", num_classes=4).state_dict())
+    else:
+        assert keys == set(trainer.method.model.state_dict())
+
+    model = load_pretrained(dest)
+    assert not model.training
+    batch = next(iter(trainer.experiment.test_stream()))
+    trainer.method.eval()
+    expected = trainer.method.predict(batch.images)
+    if case == "bbn":  # trained in channels_last: other conv kernels, same weights
+        torch.testing.assert_close(model(batch.images), expected, rtol=1e-4, atol=1e-4)
+    else:
+        assert torch.equal(model(batch.images), expected)
+    transform = pretrained_transform(dest)
+    test_images = trainer.experiment.test.images[:len(expected)]
+    images = torch.stack([transform(Image.fromarray(image)) for image in test_images])
+    torch.testing.assert_close(model(images), expected, rtol=1e-4, atol=1e-4)
+
+    recorded = (dest / "eval.json").read_bytes()
+    files = sorted(path.name for path in dest.iterdir())
+    capsys.readouterr()
+    assert main(["eval", str(dest)]) == 0
+    assert "identical" in capsys.readouterr().out
+    assert (dest / "eval.json").read_bytes() == recorded and sorted(p.name for p in dest.iterdir()) == files
+    report, _ = recompute_eval(dest)  # the whole report, ECE too: the very same logits
+    assert json.loads(json.dumps(report)) == json.loads(recorded)
+
+
+def test_tampered_weights_and_overwrites_are_refused(tiny_npz, tmp_path, capsys):
+    _train(tiny_npz, tmp_path, "standard")
+    run, dest = tmp_path / "runs" / "standard", tmp_path / "results" / "tiny_lt" / "ce"
+    assert main(["record", str(run), str(dest)]) == 0
+    shipped = (dest / "model.safetensors").read_bytes()
+
+    (run / "eval_conventional.json").write_text("{}")
+    assert main(["record", str(run), str(dest)]) == 2
+    error = capsys.readouterr().err
+    assert "already holds a record" in error and "model.safetensors" in error and "--force" in error
+    assert not (dest / "eval_conventional.json").exists()
+    (run / "eval_conventional.json").unlink()
+    (dest / "eval_stale.json").write_text("{}")  # a report of the record being replaced
+    assert main(["record", str(run), str(dest), "--force"]) == 0
+    assert not (dest / "eval_stale.json").exists() and (dest / "model.safetensors").read_bytes() == shipped
+
+    recorded = json.loads((dest / "eval.json").read_text())
+    (dest / "eval.json").write_text(json.dumps({**recorded, "few": recorded["few"] + 1}))
+    capsys.readouterr()
+    assert main(["eval", str(dest)]) == 2
+    error = capsys.readouterr().err
+    assert "differs" in error and "few" in error and "top1" not in error
+    damaged = bytearray(shipped)
+    damaged[-1] ^= 1
+    (dest / "model.safetensors").write_bytes(bytes(damaged))
+    capsys.readouterr()
+    assert main(["eval", str(dest)]) == 2
+    assert "SHA-256" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="SHA-256"):
+        load_pretrained(dest)
+
+
+def test_unfinished_runs_are_not_recorded(tiny_npz, tmp_path, capsys):
+    _train(tiny_npz, tmp_path, "standard")
+    run = tmp_path / "runs" / "standard"
+    state = torch.load(run / "checkpoints" / "epoch_0001.pt", weights_only=True)
+    torch.save(state, run / "checkpoints" / "last.pt")  # as if stopped after epoch 1
+    assert main(["record", str(run), str(tmp_path / "dest")]) == 2
+    assert "epoch 1 of 2" in capsys.readouterr().err and not (tmp_path / "dest").exists()
+
+
+def _fake_record(results, dataset, name, top1, seed=0, ratio=100, epochs=200, wall=600.0):
+    folder = results / dataset / name
+    folder.mkdir(parents=True)
+    config = {"seed": seed, "name": f"{dataset}/{name}", "data": {"imbalance_ratio": ratio, "root": "/d"},
+              "train": {"epochs": epochs, "threads": seed}}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    summary = {"top1": top1, "many": top1 + 10, "medium": top1, "few": top1 - 10, "wall_time_s": wall}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return folder
+
+
+def test_results_table_groups_seeds_and_cites_the_paper(tmp_path):
+    results = tmp_path / "results"
+    _fake_record(results, "cifar100_lt", "bbn_ir100", 41.0, seed=0, wall=3000)
+    _fake_record(results, "cifar100_lt", "bbn_ir100_seed1", 42.0, seed=1, wall=3600)
+    _fake_record(results, "cifar100_lt", "bbn_ir100_seed2", 43.0, seed=2, wall=4200)
+    _fake_record(results, "cifar100_lt", "bbn_ir50_sampler_uniform", 45.5, ratio=50)
+    _fake_record(results, "cifar10_lt", "ce_ir10", 86.0, ratio=10)
+    lines = results_table(results, tmp_path).splitlines()
+    assert lines[0].startswith("| dataset | method | IR | paper | measured | many | medium | few | wall time |")
+    # CIFAR-10-LT first; mean ± sample std over 3 seeds = 42 ± 1; the mean wall time 3600 s
+    assert lines[2].startswith("| CIFAR-10-LT | CE | 10 | 86.39 | 86.00 | 96.00 | 86.00 | 76.00 | 10 min |")
+    assert lines[3].startswith("| CIFAR-100-LT | BBN | 100 | 42.56 | 42.00 ± 1.00 (n=3) | 52.00 | 42.00 | 32.00 | "
+                               "60 min | [bbn_ir100](results/cifar100_lt/bbn_ir100) "
+                               "[bbn_ir100_seed1](results/cifar100_lt/bbn_ir100_seed1) ")
+    assert lines[4].startswith("| CIFAR-100-LT | bbn_sampler_uniform | 50 | – | 45.50 |")
+    assert lines[-1] == "Paper figures: BBN Table 1 (CE, BBN)."
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\nintro\n{TABLE_BEGIN}\nold rows\n{TABLE_END}\n\nafter\n")
+    update_readme(readme, results)
+    text = readme.read_text()
+    assert "old rows" not in text and "| CIFAR-10-LT | CE |" in text and text.endswith(f"{TABLE_END}\n\nafter\n")
+
+    _fake_record(results, "cifar100_lt", "bbn_ir100_seed3", 40.0, seed=2)
+    with pytest.raises(ValueError, match="repeat a seed"):
+        results_table(results)
+    shutil.rmtree(results / "cifar100_lt" / "bbn_ir100_seed3")
+    _fake_record(results, "cifar100_lt", "bbn_ir100_seed3", 40.0, seed=3, epochs=30)
+    with pytest.raises(ValueError, match="more than the seed"):
+        results_table(results)
+
+
+def test_readme_table_is_generated_from_results():
+    """The README's table is what `longtail results-table --readme README.md` writes."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    table = readme.split(TABLE_BEGIN, 1)[1].split(TABLE_END, 1)[0].strip()
+    assert table == results_table(root / "results", root)
