@@ -1,4 +1,5 @@
-"""The ``longtail`` command: train, eval, study, datasets, demo, plot, record, results-table and runs."""
+"""The ``longtail`` command: train, eval, study, datasets, demo, plot, record, results-table, runs
+and analyze."""
 
 from __future__ import annotations
 
@@ -216,14 +217,65 @@ def _runs(args: argparse.Namespace) -> None:
 
 def _plot(args: argparse.Namespace) -> None:
     from .analysis.plots import load_report, plot_comparison
+    from .analysis.trained import run_labels
 
     targets = [Path(target) for target in args.targets]
-    labels = args.labels or [t.name if t.is_dir() else t.parent.name for t in targets]
-    if len(labels) != len(targets):
-        raise UserError(f"--labels gives {len(labels)} names for {len(targets)} runs; give one per run")
+    labels = run_labels(targets, args.labels)
     reports = {label: load_report(target) for label, target in zip(labels, targets)}
     plot_comparison(reports, Path(args.output), args.title, args.window)
     print(f"written to {args.output}")
+
+
+def _analyze(args: argparse.Namespace) -> None:
+    from importlib import import_module
+
+    # The subcommand's options are the keyword arguments of its module's analyze().
+    options = {key: value for key, value in vars(args).items() if key not in ("command", "analyze", "analysis", "run")}
+    written = import_module(f".analysis.{args.analysis}", __package__).analyze(**options)
+    print("written to " + ", ".join(str(path) for path in written))
+
+
+def _add_analyses(commands) -> None:
+    analyze = commands.add_parser("analyze", help="the papers' analyses of finished runs: figures and tables")
+    analyses = analyze.add_subparsers(dest="analyze", required=True)
+
+    def entry(name: str, module: str, help: str, runs: str | None = None, device: bool = False):
+        parser = analyses.add_parser(name, help=help)
+        if runs:
+            parser.add_argument("runs", nargs="+", help=runs)
+            parser.add_argument("--labels", nargs="+", help="one name per run (default: the directory names)")
+            parser.add_argument("--data-root", help="where the runs' datasets live now")
+        if device:
+            parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+        parser.add_argument("--output-dir", default="runs/analyses",
+                            help=f"where {module}.json, {module}.md (and {module}.png) go")
+        parser.set_defaults(run=_analyze, analysis=module)
+        return parser
+
+    adaptors = entry("adaptors", "adaptors", "BBN Figure 7: alpha of every adaptor against T/T_max")
+    adaptors.add_argument("--epochs", type=int, default=200, help="T_max")
+    lextra = entry("paco-lextra", "paco_lextra", "PaCo Figure 4: the curve of L_extra (Eq. 6) and its argmin")
+    lextra.add_argument("--alpha", type=float, default=0.05)
+    lextra.add_argument("--queue", type=int, default=8192, help="length of the MoCo queue")
+    lextra.add_argument("--q-star", type=float, default=0.001, help="frequency of every class")
+    entry("weight-norms", "weight_norms", "BBN Figure 4: per-class norm of the classifier weights, head to tail",
+          runs="run directories of one dataset (CE, RW, RS, BBN, ...)")
+    calibration = entry("calibration", "calibration", "reliability diagram and ECE overall and by many/medium/few, "
+                        "and how often tail images are predicted as head classes", runs="run directories", device=True)
+    calibration.add_argument("--bins", type=int, default=15, help="equal-width confidence bins")
+    entry("compactness", "compactness", "BBN Figure 6: intra-class compactness of the training images' "
+          "representations, head to tail", runs="run directories of one dataset (CE, RW, RS, BBN, ...)", device=True)
+    ensemble = entry("ensemble", "ensemble", "BBN Table 6: softmax-averaging ensembles of two runs against "
+                     "single runs, with parameter counts", device=True)
+    ensemble.add_argument("run_a", help="e.g. the uniform-sampler run")
+    ensemble.add_argument("run_b", help="e.g. the class-balanced-sampler run")
+    ensemble.add_argument("--pair", nargs=2, action="append", dest="pairs", metavar=("RUN_A", "RUN_B"),
+                          help="one more ensemble (repeatable), e.g. uniform + reversed")
+    ensemble.add_argument("--also", nargs="+", dest="singles", metavar="RUN",
+                          help="runs to list alone, e.g. the BBN run")
+    ensemble.add_argument("--data-root", help="where the runs' dataset lives now")
+    entry("classifier-grad", "classifier_grad", "PaCo Figure 2: mean gradient norm of each class's classifier "
+          "weights, classes sorted by image count", runs="runs trained with train.log_classifier_grad_every=N")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -314,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs = commands.add_parser("runs", help="every run under a folder: epochs done, status, accuracy")
     runs.add_argument("folder", help="e.g. runs/")
     runs.set_defaults(run=_runs)
+    _add_analyses(commands)
     return parser
 
 

@@ -67,6 +67,7 @@ class TrainConfig:
     eval_every: int = 10  # test-set monitoring every N epochs (0: final epoch only)
     checkpoint_every: int = 50  # keep checkpoints/epoch_N.pt every N epochs (0: none); last.pt is every epoch
     progress: bool = True
+    log_classifier_grad_every: int = 0  # PaCo Fig. 2: per-class classifier gradient norms every N steps (0: off)
 
 
 @dataclass

@@ -18,7 +18,8 @@ from ..engine.metrics import classification_report
 from ..errors import CheckpointError, NotFound, RunExists
 from ..models.pretrained import WEIGHTS_FILE, export_inference_weights, inference_module, verified_weights
 
-RECORDED = ("config.yaml", "command.txt", "commit.txt", "metrics.jsonl", "eval.json", "summary.json", "train.log")
+RECORDED = ("config.yaml", "command.txt", "commit.txt", "metrics.jsonl", "eval.json", "summary.json", "train.log",
+            "classifier_grads.jsonl")
 
 
 def record_files(folder: Path) -> list[str]:

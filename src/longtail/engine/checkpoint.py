@@ -117,3 +117,11 @@ def write_text(path: Path, text: str) -> None:
 
 def write_json(path: Path, value: Any) -> None:
     write_text(path, json.dumps(value, indent=1) + "\n")
+
+
+def drop_epochs_after(path: Path, epoch: int) -> None:
+    """Keep the lines of a JSON-lines log whose ``epoch`` is at most ``epoch`` (resuming from
+    that epoch's checkpoint: what was logged after it is logged again)."""
+    if path.exists():
+        kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["epoch"] <= epoch]
+        write_text(path, "".join(line + "\n" for line in kept))

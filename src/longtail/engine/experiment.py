@@ -62,8 +62,12 @@ class Experiment:
         )
 
     def test_stream(self, batch_size: int = 500):
+        return self.unaugmented_stream(self.test, batch_size)
+
+    def unaugmented_stream(self, images: ImageSet, batch_size: int = 500):
+        """Every image of ``images`` once, in order, through the test transform."""
         # Evaluation runs now and then: its workers need not wait, idle, between evaluations.
-        return make_stream(self.test, None, batch_size, [self.transform(self.config.data.test_transform)],
+        return make_stream(images, None, batch_size, [self.transform(self.config.data.test_transform)],
                            drop_last=False, loader=self.loader_settings(persistent_workers=False))
 
 

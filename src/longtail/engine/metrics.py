@@ -11,18 +11,23 @@ GROUPS = ("many", "medium", "few")
 DENSE_CONFUSION_CLASSES = 1000  # beyond this, reports list the confusion as [true, predicted, count]
 
 
+def reliability_bins(probabilities: torch.Tensor, targets: torch.Tensor,
+                     bins: int = 15) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per equal-width confidence bin ``(low, high]``: the number of predictions, their accuracy
+    and their mean confidence (both 0 in an empty bin)."""
+    confidence, predicted = probabilities.max(1)
+    edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)[1:-1].to(confidence.dtype)
+    index = torch.bucketize(confidence, edges)
+    counts = torch.bincount(index, minlength=bins)
+    correct = torch.bincount(index, weights=(predicted == targets).double(), minlength=bins)
+    confidences = torch.bincount(index, weights=confidence.double(), minlength=bins)
+    return counts, correct / counts.clamp(min=1), confidences / counts.clamp(min=1)
+
+
 def expected_calibration_error(probabilities: torch.Tensor, targets: torch.Tensor, bins: int = 15) -> float:
     """ECE: confidence-weighted gap between accuracy and confidence over equal-width bins."""
-    confidence, predicted = probabilities.max(1)
-    correct = (predicted == targets).double()
-    edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
-    ece = 0.0
-    for low, high in zip(edges[:-1], edges[1:]):
-        inside = (confidence > low) & (confidence <= high)
-        if inside.any():
-            gap = correct[inside].mean() - confidence[inside].double().mean()
-            ece += inside.double().mean().item() * abs(gap.item())
-    return ece
+    counts, accuracy, confidence = reliability_bins(probabilities, targets, bins)
+    return float((counts / counts.sum() * (accuracy - confidence).abs()).sum())
 
 
 def classification_report(logits: torch.Tensor, targets: torch.Tensor, train_counts: np.ndarray,

@@ -28,7 +28,17 @@ from tqdm import tqdm
 from ..data.samplers import epoch_generator
 from ..errors import ConfigError
 from ..methods import StepOutput
-from .checkpoint import DiskFull, load_checkpoint, load_weights, save_checkpoint, trained_by, write_json, write_text
+from .checkpoint import (
+    DiskFull,
+    drop_epochs_after,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+    trained_by,
+    write_json,
+    write_text,
+)
+from .classifier_grads import GRAD_LOG, ClassifierGradLog
 from .distributed import Runtime, setup
 from .experiment import Experiment, autocast, build_experiment, predict
 from .lock import run_lock
@@ -93,6 +103,8 @@ class Trainer:
         if resume:
             self._restore(load_checkpoint(self.run_dir / LAST))
         self.saved_epochs = self.start_epoch  # the epochs last.pt holds
+        self.classifier_grads = ClassifierGradLog(
+            self.method.model, self.run_dir, config.train.log_classifier_grad_every if self.runtime.is_main else 0)
 
     # --- state -------------------------------------------------------------------------------
 
@@ -138,11 +150,8 @@ class Trainer:
             commit = f"{(self.run_dir / 'commit.txt').read_text()}resumed after epoch {self.start_epoch}: {commit}"
         write_text(self.run_dir / "command.txt", command + "\n")
         write_text(self.run_dir / "commit.txt", commit + "\n")
-        metrics = self.run_dir / "metrics.jsonl"
-        if metrics.exists():  # drop epochs logged after the checkpoint we resume from
-            kept = [line for line in metrics.read_text().splitlines()
-                    if line and json.loads(line)["epoch"] <= self.start_epoch]
-            write_text(metrics, "".join(line + "\n" for line in kept))
+        for log in ("metrics.jsonl", GRAD_LOG):
+            drop_epochs_after(self.run_dir / log, self.start_epoch)
 
     # --- loop --------------------------------------------------------------------------------
 
@@ -198,6 +207,7 @@ class Trainer:
                 batches = {name: batch.to(runtime.device, train.channels_last)
                            for name, batch in zip(streams, batch_list)}
                 output = self.step(step_module, batches)
+                self.classifier_grads.after_step(epoch * steps + step, epoch)
                 loss_sum += output.loss.detach()
                 for key, value in output.logs.items():  # plain floats: no device sync
                     step_logs[key] = step_logs.get(key, 0.0) + value

@@ -31,7 +31,10 @@ class Adaptor(nn.Module):
     ``T_div`` is the number of epochs, except that 90 and 180 round up to 100 and 200 as in
     the authors' code (so at 180 epochs α ends near 0.2 instead of 0). A module without
     weights, so that the method's ``set_epoch`` reaches it; calling it gives the current α.
+    A ``stochastic`` adaptor draws α anew on every call and ``value`` is the mean of its draws.
     """
+
+    stochastic = False
 
     def __init__(self, epochs: int, divisor: int | None = None) -> None:
         super().__init__()
@@ -92,6 +95,8 @@ class EqualWeight(Adaptor):
 @ADAPTORS.register("beta")
 class BetaDraw(Adaptor):
     """α ~ Beta(a, b) drawn anew every step (Beta(0.2, 0.2) in the paper)."""
+
+    stochastic = True
 
     def __init__(self, epochs: int, a: float = 0.2, b: float = 0.2) -> None:
         super().__init__(epochs)

@@ -1,0 +1,124 @@
+"""Finished runs as the analyses read them: config, trained weights, data and test predictions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ..config import load_config
+from ..engine import Experiment, build_experiment, predict
+from ..engine.checkpoint import load_checkpoint
+from ..engine.distributed import setup
+from ..errors import ConfigError, NotFound
+
+
+@dataclass
+class TrainedRun:
+    """A run rebuilt from its record: ``experiment.method`` holds the trained weights (eval mode)."""
+
+    label: str
+    path: Path
+    experiment: Experiment
+    epochs_done: int
+
+    @property
+    def config(self) -> DictConfig:
+        return self.experiment.config
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.experiment.method.model
+
+    @property
+    def class_counts(self) -> np.ndarray:
+        return self.experiment.class_counts
+
+    def summary(self) -> dict:
+        """What the run is, for the analyses' JSON files."""
+        return {"path": str(self.path), "method": self.config.method.name, "model": self.config.model.name,
+                "epochs_done": self.epochs_done, "epochs": self.config.train.epochs}
+
+
+def read_weights(target: Path) -> tuple[DictConfig, dict[str, torch.Tensor], int]:
+    """``(config, method state dict, epochs done)`` of a run directory (``config.yaml`` and
+    ``checkpoints/last.pt``) or of a checkpoint file (its own config): the one place the
+    analyses read trained weights."""
+    checkpoint = target / "checkpoints" / "last.pt" if target.is_dir() else target
+    if not checkpoint.exists():
+        raise NotFound(f"no checkpoint at {checkpoint}; give a run directory or a .pt file")
+    state = load_checkpoint(checkpoint)
+    saved = target / "config.yaml"
+    config = load_config(saved) if saved.exists() else OmegaConf.merge(load_config(),
+                                                                       OmegaConf.create(state["config"]))
+    return config, state["method"], state["epoch"]
+
+
+def load_run(target: str | Path, label: str | None = None, data_root: str | None = None) -> TrainedRun:
+    """The run at ``target`` with its trained weights, on the CPU; ``data_root`` replaces the
+    data root it was trained with (its data must be found to rebuild the class counts)."""
+    target = Path(target)
+    config, weights, epochs_done = read_weights(target)
+    if data_root:
+        config.data.root = data_root
+    experiment = build_experiment(config)
+    experiment.method.load_state_dict(weights)
+    experiment.method.eval()
+    return TrainedRun(label or run_name(target), target, experiment, epochs_done)
+
+
+def run_name(target: Path) -> str:
+    """A run's default label: its directory's name (a checkpoint's run directory's)."""
+    if target.is_dir():
+        return target.name
+    return target.parent.parent.name if target.parent.name == "checkpoints" else target.parent.name
+
+
+def run_labels(targets: list[Path], labels: list[str] | None) -> list[str]:
+    """``labels`` (one per run) or the runs' names, checked to be one per run and distinct."""
+    labels = labels or [run_name(target) for target in targets]
+    if len(labels) != len(targets):
+        raise ConfigError(f"--labels gives {len(labels)} names for {len(targets)} runs; give one per run")
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"two runs share a name ({', '.join(labels)}); tell them apart with --labels")
+    return labels
+
+
+def load_runs(targets: list[str | Path], labels: list[str] | None = None,
+              data_root: str | None = None) -> list[TrainedRun]:
+    """Several runs of one dataset (the same training class counts, so classes line up)."""
+    targets = [Path(target) for target in targets]
+    runs = [load_run(target, label, data_root) for target, label in zip(targets, run_labels(targets, labels))]
+    for run in runs[1:]:
+        if not np.array_equal(run.class_counts, runs[0].class_counts):
+            raise ConfigError(f"run {run.label!r} was trained on other class counts than {runs[0].label!r}; "
+                             "analyse runs of one dataset and imbalance ratio together")
+    return runs
+
+
+def describe(runs: list[TrainedRun]) -> dict:
+    """The header of a per-class analysis's JSON: the runs, their class counts, the head-to-tail
+    order and the many/few thresholds (of the first run)."""
+    from .plots import tail_order
+
+    data = runs[0].config.data
+    return {"runs": {run.label: run.summary() for run in runs}, "train_counts": runs[0].class_counts.tolist(),
+            "class_order": tail_order(runs[0].class_counts).tolist(),
+            "many_threshold": data.many_threshold, "few_threshold": data.few_threshold}
+
+
+def device_for(device: str) -> torch.device:
+    """``auto`` (CUDA when there is one), ``cpu`` or ``cuda[:N]``."""
+    return setup(device).device
+
+
+def predict_test_set(run: TrainedRun, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (fp32, on the CPU) and labels of the whole test set, in order."""
+    method = run.experiment.method.to(device)
+    try:
+        return predict(method, run.experiment.test_stream(), device)
+    finally:
+        method.cpu()
