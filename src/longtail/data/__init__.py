@@ -1,5 +1,6 @@
 """Data: sources, long-tailed subsets, samplers, augmentation pipelines and streams."""
 
+from . import benchmark_sets  # noqa: F401  (registers imagenet_lt, places_lt, inat2017, inat2018)
 from .longtail import longtailed_indices, profile_counts, shot_groups
 from .samplers import SAMPLERS
 from .sources import SOURCES, DatasetNotFound, DataSource, ImageSet
