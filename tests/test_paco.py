@@ -237,18 +237,19 @@ def test_imagenet_lt_config_builds_without_data():
     assert method.model.queue.shape == (8192, 128)
     assert method.model.classifier.in_features == 2048
     assert method.loss.alpha == 0.05 and method.loss.temperature == 0.2
-    assert [spec.views for spec in method.streams().values()] == [
-        [{"name": "randaugment", "min_scale": 0.08}, {"name": "simaugment", "min_scale": 0.08}]]
+    query = {"name": "timm_randaugment", "policy": "rand-n2-m10-mstd0.5", "jitter": [0.4, 0.4, 0.4, 0.0],
+             "min_scale": 0.08}
+    key = {"name": "simaugment", "min_scale": 0.08, "jitter": [0.4, 0.4, 0.4, 0.0], "jitter_p": 1.0}
+    assert [spec.views for spec in method.streams().values()] == [[query, key]]
 
 
 @pytest.mark.parametrize("strategy, views", [
-    ("paco_resnet50_strategy1", ["simaugment", "simaugment"]),
-    ("paco_resnet50_strategy2", ["randaugment", "randaugment"]),
+    ("paco_resnet50_strategy1", ["key", "key"]),
+    ("paco_resnet50_strategy2", ["query", "query"]),
 ])
 def test_table2_strategies_change_only_the_views(strategy, views):
     base = plain(load_config(os.path.join(CONFIGS, "imagenet_lt", "paco_resnet50.yaml")))
     config = plain(load_config(os.path.join(CONFIGS, "imagenet_lt", f"{strategy}.yaml")))
-    method = config.pop("method")
-    assert [method["query_transform"]["name"], method["key_transform"]["name"]] == views
-    base.pop("method")
+    method, base_method = config.pop("method"), base.pop("method")
+    assert [method["query_transform"], method["key_transform"]] == [base_method[f"{v}_transform"] for v in views]
     assert config == base

@@ -108,7 +108,9 @@ def test_ctrl_c_exits_130_with_one_line_and_no_workers_left(tiny_npz, tmp_path):
     run = tmp_path / "tiny"
     _wait_for_epochs(process, run, 1)
     workers: list[int] = []
-    while not workers and process.poll() is None:  # the next epoch's worker
+    # Epoch 1's checkpoints written (epoch_0001.pt comes last) and the persistent worker alive:
+    # the interrupt falls in a later epoch's steps.
+    while not (workers and (run / "checkpoints" / "epoch_0001.pt").exists()) and process.poll() is None:
         workers = _children(process.pid)
         time.sleep(0.01)
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does

@@ -125,7 +125,12 @@ def _study(args: argparse.Namespace) -> None:
 
 
 def _datasets(args: argparse.Namespace) -> None:
-    source = SOURCES.build(args.name, **({"root": args.data_root} if args.data_root else {}))
+    from .data.benchmark_sets import BENCHMARKS, missing_files, profile_mismatches
+
+    spec = {"name": args.name, **({"image_root": args.image_root} if args.image_root else {})}
+    if args.name in BENCHMARKS:  # a partial download is reported below, not refused
+        spec["allow_missing_classes"] = True
+    source = SOURCES.build(spec, **({"root": args.data_root} if args.data_root else {}))
     targets = source.train.targets
     subset = ""
     if args.imbalance_ratio is not None:
@@ -138,8 +143,24 @@ def _datasets(args: argparse.Namespace) -> None:
     for index, (name, count, group) in enumerate(zip(source.classes, counts, groups)):
         print(f"{index:4d}  {name:<{width}}  {count:6d}  {group}")
     summary = ", ".join(f"{g} {int((groups == g).sum())}" for g in ("many", "medium", "few"))
+    test_split = source.info.get("test_split", "test")
     print(f"total {int(counts.sum())} training images in {source.num_classes} classes ({summary}); "
-          f"{len(source.test)} test images{subset}")
+          f"{len(source.test)} {test_split} images; {counts.max()} to {counts.min()} a class{subset}")
+    problems = [] if args.imbalance_ratio is not None else profile_mismatches(source)
+    if args.check_files:
+        for split, images in (("training", source.train), (test_split, source.test)):
+            missing, examples = missing_files(images)
+            if missing:
+                problems.append(f"{missing:,} of the {len(images):,} {split} images listed are missing, "
+                                f"e.g. {', '.join(examples)}")
+    for problem in problems:
+        print(f"longtail: warning: {problem}", file=sys.stderr)
+    if problems:
+        print("longtail: warning: the data differs from its published form; is the download "
+              "complete, and are these the official split files?", file=sys.stderr)
+    elif source.name in BENCHMARKS and args.imbalance_ratio is None:
+        print(f"{source.name} matches its published totals"
+              + (", and every listed image file exists" if args.check_files else ""))
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -299,7 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--data-root")
     grid.set_defaults(run=_study)
 
-    datasets = commands.add_parser("datasets", help="list a dataset's classes and long-tailed counts")
+    datasets = commands.add_parser(
+        "datasets", help="list a dataset's classes and long-tailed counts; the large benchmarks "
+        "are checked against their published totals")
     datasets.add_argument("name", help=", ".join(SOURCES.names()))
     datasets.add_argument("--imbalance-ratio", type=float, help="build the long-tailed subset")
     datasets.add_argument("--profile", default="exp", choices=["exp", "step"])
@@ -307,7 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="which images the subset keeps (data.subset_seed; 0: the papers' subsets)")
     datasets.add_argument("--many", type=int, default=100, help="many-shot: more than this")
     datasets.add_argument("--few", type=int, default=20, help="few-shot: fewer than this")
-    datasets.add_argument("--data-root")
+    datasets.add_argument("--data-root", help="where the dataset (for the large benchmarks: its split files) lives")
+    datasets.add_argument("--image-root", help="large benchmarks: the folder the split files' image paths "
+                          "start from (default: --data-root)")
+    datasets.add_argument("--no-check-files", dest="check_files", action="store_false",
+                          help="do not check that every listed image file exists")
     datasets.set_defaults(run=_datasets)
 
     demo = commands.add_parser("demo", help="train on long-tailed digits and compare methods")
