@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from longtail.choices import check_choices
 from longtail.config import load_config, plain
 from longtail.engine import Trainer
+from longtail.engine.choices import check_choices
 from longtail.errors import CheckpointError, ConfigError
 from longtail.models import create
 from longtail.optimizers import build_optimizer, no_decay_parameters

@@ -10,14 +10,15 @@ import torch
 from torchvision.transforms import v2
 
 from longtail.data import SAMPLERS, ImageSet, Pipeline, make_stream
+from longtail.data.streams import LoaderSettings
 from longtail.errors import ConfigError
 from longtail.seeding import PURPOSES, derive, generator
 
 
 def test_no_two_streams_share_a_seed_over_400_epochs_8_ranks_and_every_purpose():
     keys = list(itertools.product((0, 1), PURPOSES, range(400), range(8), range(2), range(2)))
-    seeds = {derive(seed, purpose, epoch, rank, stream, worker)
-             for seed, purpose, epoch, rank, stream, worker in keys}
+    seeds = {derive(seed, purpose, epoch, rank, stream, position)
+             for seed, purpose, epoch, rank, stream, position in keys}
     assert len(seeds) == len(keys)
 
 
@@ -31,7 +32,7 @@ def test_the_collisions_of_the_old_arithmetic_are_gone():
 
 
 def test_a_seed_is_a_function_of_its_key_alone():
-    assert derive(3, "worker", 17, 2, 1, 5) == derive(3, "worker", 17, 2, 1, 5)
+    assert derive(3, "sample", 17, 2, 1, 5) == derive(3, "sample", 17, 2, 1, 5)
     a, b = generator(3, "augment", 4), generator(3, "augment", 4)
     assert torch.equal(torch.rand(5, generator=a), torch.rand(5, generator=b))
     assert 0 <= derive(2**40, "init") < 2**64
@@ -54,18 +55,13 @@ def _stream(rank: int):
     images = ImageSet(images=np.tile(np.arange(64, dtype=np.uint8).reshape(1, 8, 8, 1), (8, 1, 1, 3)),
                       targets=np.zeros(8, dtype=np.int64))
     crop = Pipeline(v2.Compose([v2.RandomCrop(8, padding=4), v2.PILToTensor()]))
-    return make_stream(images, None, 2, [crop], drop_last=False, seed=0, stream=0, rank=rank, num_workers=2)
+    return make_stream(images, None, 2, [crop], drop_last=False, seed=0, stream=0, rank=rank,
+                       loader=LoaderSettings(num_workers=0))
 
 
-def _epoch(stream, epoch: int) -> list[torch.Tensor]:
-    stream.set_epoch(epoch)
-    return [batch.images for batch in stream]
-
-
-def test_dataloader_workers_draw_their_own_stream_repeatably():
-    stream = _stream(rank=0)
-    first = _epoch(stream, 0)
-    assert all(torch.equal(a, b) for a, b in zip(first, _epoch(stream, 0), strict=True))  # resumable
-    assert not torch.equal(first[0], first[1])  # workers 0 and 1, the same images: their own seeds
-    assert not all(torch.equal(a, b) for a, b in zip(first, _epoch(stream, 1)))
-    assert not all(torch.equal(a, b) for a, b in zip(first, _epoch(_stream(rank=1), 0)))
+def test_each_sample_and_each_rank_draws_its_own_per_image_augmentation():
+    """(tests/test_large_datasets.py: the draws do not depend on the workers or their history.)"""
+    first = [batch.images for batch in _stream(rank=0)]
+    assert all(torch.equal(a, b) for a, b in zip(first, [batch.images for batch in _stream(rank=0)], strict=True))
+    assert not torch.equal(first[0], first[1])  # the same images at other positions in the epoch
+    assert not all(torch.equal(a, b) for a, b in zip(first, [batch.images for batch in _stream(rank=1)]))

@@ -4,7 +4,7 @@ OmegaConf merges the files and ``key=value`` overrides onto the schema below, so
 key or a value outside a fixed set of choices (the ``Literal`` types) fails at once. Component
 specs (``data.source``, ``model``, ``method`` and the components inside it, and the ``optim``
 section, which holds the named optimizer's own options) are free-form mappings checked against
-their registries by :func:`longtail.choices.check_choices` before any data is read.
+their registries by :func:`longtail.engine.choices.check_choices` before any data is read.
 """
 
 from __future__ import annotations
@@ -78,7 +78,11 @@ class TrainConfig:
     precision: Precision = "bf16"
     channels_last: bool = True
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    num_workers: int = 2  # for per-image augmentation pipelines
+    # DataLoader settings for file-based data (decoding + per-image augmentation in workers)
+    num_workers: int = 2  # worker processes per stream (benchmarks/README.md: cores a GPU needs)
+    prefetch_factor: int = 2  # batches each worker prepares ahead
+    persistent_workers: bool = True  # keep the workers from one epoch to the next
+    pin_memory: bool | None = None  # page-locked batches for faster GPU copies; None: when on CUDA
     threads: int | None = None  # torch intra-op threads; None leaves torch's default
     eval_every: int = 10  # test-set monitoring every N epochs (0: final epoch only)
     checkpoint_every: int = 50  # keep checkpoints/epoch_N.pt every N epochs (0: none); last.pt is every epoch

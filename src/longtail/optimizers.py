@@ -21,14 +21,12 @@ from torch import nn
 from .errors import ConfigError
 from .registry import Registry
 
-OPTIMIZERS = Registry("optimizer", supplied=("params",))
-
 # Not these: LBFGS steps through a closure, SparseAdam takes sparse gradients only and Muon 2-D
 # weights only (no convolutions, batch norms or biases); none fits the training loop.
 _UNFIT = ("Optimizer", "LBFGS", "SparseAdam", "Muon")
-for _name, _class in vars(torch.optim).items():
-    if inspect.isclass(_class) and issubclass(_class, torch.optim.Optimizer) and _name not in _UNFIT:
-        OPTIMIZERS.register(_name.lower())(_class)
+OPTIMIZERS = Registry("optimizer", supplied=("params",), factories={
+    name.lower(): optimizer for name, optimizer in vars(torch.optim).items()
+    if inspect.isclass(optimizer) and issubclass(optimizer, torch.optim.Optimizer) and name not in _UNFIT})
 
 # Keys of the ``optim`` section that configure longtail, not the optimizer.
 OWN_KEYS = ("no_weight_decay_on",)

@@ -4,11 +4,21 @@ Configs name components (``loss: {name: ldam, scale: 30}``); :meth:`Registry.bui
 name up and checks the remaining keys against the factory's signature, so a typo in a config
 fails with a message that lists the valid keys instead of a ``TypeError`` deep in a constructor.
 :meth:`Registry.check` runs the same checks without building, which lets a config be checked
-when it loads (:mod:`longtail.choices`), before any data is read.
+before any data is read (:mod:`longtail.engine.choices`).
+
+Where things are registered: each registry lives in its own module (``models/registry.py``) or
+beside the base class of what it holds (``METHODS`` with ``Method``), and a component registers
+with a decorator on its definition: ``@LOSSES.register("focal")``. A whole family of names
+registers once with :meth:`Registry.register_family`: ``@MODELS.register_family("bbn_", BACKBONES)``
+makes ``bbn_resnet32`` mean ``factory("resnet32", ...)`` for every backbone, resolved when the
+name is looked up, so a backbone registered later has its ``bbn_`` model too. A package's
+``__init__`` imports every module that defines components, so a registry is complete as soon as
+anything from its package is imported, whichever module that is.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Literal, get_args, get_origin
@@ -17,23 +27,29 @@ from .errors import ConfigError
 
 __all__ = ["ConfigError", "Registry"]
 
+Factory = Callable[..., Any]
+
 
 class Registry:
     """Maps names to factories (classes or functions).
 
     ``supplied`` names the arguments longtail passes to the factories (class counts, the
-    number of classes, ...), which a config may not set.
+    number of classes, ...), which a config may not set. ``factories`` holds components defined
+    outside longtail, which no decorator can mark (torch.optim's optimizers).
     """
 
-    def __init__(self, kind: str, supplied: Collection[str] = ()) -> None:
+    def __init__(self, kind: str, supplied: Collection[str] = (),
+                 factories: Mapping[str, Factory] | None = None) -> None:
         self.kind = kind
         self.supplied = tuple(supplied)
-        self._factories: dict[str, Callable[..., Any]] = {}
+        self._factories: dict[str, Factory] = dict(factories or {})
+        # prefix -> (the members: a registry, or fixed names; factory(member, **options))
+        self._families: dict[str, tuple[Registry | Collection[str], Factory]] = {}
 
-    def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def register(self, name: str) -> Callable[[Factory], Factory]:
         """Decorator registering a factory under ``name``."""
 
-        def add(factory: Callable[..., Any]) -> Callable[..., Any]:
+        def add(factory: Factory) -> Factory:
             if name in self._factories:
                 raise KeyError(f"{self.kind} {name!r} is registered twice")
             self._factories[name] = factory
@@ -41,15 +57,51 @@ class Registry:
 
         return add
 
-    def names(self) -> list[str]:
-        return sorted(self._factories)
+    def register_family(self, prefix: str, members: Registry | Collection[str]) -> Callable[[Factory], Factory]:
+        """Decorator registering ``factory(member, **options)`` as ``prefix + member`` for every
+        member: each name of the registry ``members`` at lookup time, or each of fixed names."""
 
-    def get(self, name: str) -> Callable[..., Any]:
-        if not isinstance(name, str) or name not in self._factories:
-            raise ConfigError(
-                f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
-            )
-        return self._factories[name]
+        def add(factory: Factory) -> Factory:
+            if prefix in self._families:
+                raise KeyError(f"{self.kind} family {prefix!r} is registered twice")
+            self._families[prefix] = (members, factory)
+            return factory
+
+        return add
+
+    def _family_members(self) -> list[tuple[str, Registry | Collection[str], list[str], Factory]]:
+        return [(prefix, members, members.names() if isinstance(members, Registry) else sorted(members), factory)
+                for prefix, (members, factory) in self._families.items()]
+
+    def names(self) -> list[str]:
+        """Every name this registry resolves, families spelt out."""
+        spelt = [prefix + member for prefix, _, names, _ in self._family_members() for member in names]
+        return sorted([*self._factories, *spelt])
+
+    def choices(self) -> str:
+        """The valid names for a message: a family over a registry as ``bbn_<backbone>``."""
+        names, registries = list(self._factories), {}
+        for prefix, members, member_names, _ in self._family_members():
+            if isinstance(members, Registry):
+                names.append(f"{prefix}<{members.kind}>")
+                registries[members.kind] = member_names
+            else:
+                names += [prefix + member for member in member_names]
+        where = "".join(f"; <{kind}> is one of: {', '.join(members)}" for kind, members in registries.items())
+        return ", ".join(sorted(names)) + where
+
+    def get(self, name: str) -> Factory:
+        if not isinstance(name, str):
+            raise ConfigError(f"a {self.kind} name is a string; choose one of: {self.choices()}, got {name!r}")
+        found = [self._factories[name]] if name in self._factories else []
+        found += [functools.partial(factory, name[len(prefix):])
+                  for prefix, _, members, factory in self._family_members()
+                  if name.startswith(prefix) and name[len(prefix):] in members]
+        if len(found) > 1:
+            raise KeyError(f"{self.kind} {name!r} is registered twice (by name and by a family)")
+        if not found:
+            raise ConfigError(f"unknown {self.kind} {name!r}; choose one of: {self.choices()}")
+        return found[0]
 
     def check(self, spec: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         """The name and options of ``spec``, checked as :meth:`build` checks them."""
@@ -69,14 +121,14 @@ class Registry:
         params = inspect.signature(factory).parameters
         return factory(**options, **{k: v for k, v in context.items() if k in params})
 
-    def _resolve(self, spec: Any, supplied: Collection[str]) -> tuple[str, dict[str, Any], Callable[..., Any]]:
+    def _resolve(self, spec: Any, supplied: Collection[str]) -> tuple[str, dict[str, Any], Factory]:
         if isinstance(spec, str):
             name, options = spec, {}
         elif isinstance(spec, Mapping):
             options = dict(spec)
             if "name" not in options:
                 raise ConfigError(f"a {self.kind} spec needs a 'name' key (one of: "
-                                  f"{', '.join(self.names())}), got {dict(spec)}")
+                                  f"{self.choices()}), got {dict(spec)}")
             name = options.pop("name")
         else:
             raise ConfigError(f"a {self.kind} is given by its name or a mapping with a 'name' key, "
@@ -110,7 +162,7 @@ class Registry:
         return name, options, factory
 
 
-def _literal_options(factory: Callable[..., Any]) -> dict[str, tuple[Any, ...]]:
+def _literal_options(factory: Factory) -> dict[str, tuple[Any, ...]]:
     """The options annotated with a ``Literal`` (a fixed set of choices), and their choices."""
     try:
         params = inspect.signature(factory, eval_str=True).parameters

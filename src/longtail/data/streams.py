@@ -3,7 +3,7 @@
 A :class:`Batch` holds one tensor per view and the labels. In-memory data whose views all
 have a batched form goes through :class:`InMemoryStream` (gather + batched augmentation in
 the training process); everything else through a :class:`~torch.utils.data.DataLoader` with
-worker processes running the per-image pipelines.
+worker processes decoding the files and running the per-image pipelines.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler, get_worker_info
 
 from ..epochs import EpochDependent
-from ..seeding import generator, seed_global
+from ..seeding import generator, seeded
 from .sources import ImageSet
 from .transforms import Pipeline
 
@@ -73,65 +73,89 @@ class InMemoryStream(_EpochStream):
             yield Batch([view(images, draws) for view in self.views], self.targets[index])
 
 
+@dataclass(frozen=True)
+class LoaderSettings:
+    """How a :class:`~torch.utils.data.DataLoader` runs the per-image pipelines (``train.*``)."""
+
+    num_workers: int = 2
+    prefetch_factor: int = 2  # batches each worker prepares ahead
+    persistent_workers: bool = True  # keep the workers from one epoch to the next
+    pin_memory: bool = False  # page-locked batches, for asynchronous copies to a GPU
+
+
+class _KeyedBatches(Sampler[list[tuple[int, int, int]]]):
+    """Batches of ``(epoch, position in the epoch, image index)`` keys: the worker that loads a
+    sample seeds its augmentation from the key, whichever worker it is and however long it has run."""
+
+    def __init__(self, batches: BatchSampler, stream: _EpochStream) -> None:
+        self.batches, self.stream = batches, stream
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
+        position = 0
+        for batch in self.batches:
+            yield [(self.stream.epoch, position + i, index) for i, index in enumerate(batch)]
+            position += len(batch)
+
+
 class _ViewDataset(Dataset):
-    def __init__(self, images: ImageSet, views: Sequence[Pipeline]) -> None:
+    def __init__(self, images: ImageSet, views: Sequence[Pipeline], seed: int, stream: int, rank: int) -> None:
         self.images, self.views = images, [view.per_image for view in views]
+        self.seed, self.stream, self.rank = seed, stream, rank
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int):
-        image = self.images.load(index)
-        return [view(image) for view in self.views], int(self.images.targets[index])
+    def __getitem__(self, key: tuple[int, int, int]):
+        epoch, position, index = key
+        # In the training process (no workers) the training step's random state is kept.
+        with seeded(self.seed, "sample", epoch, self.rank, self.stream, position, restore=get_worker_info() is None):
+            image = self.images.load(index)
+            return [view(image) for view in self.views], int(self.images.targets[index])
 
 
-class _WorkerSeed:
-    """A DataLoader ``worker_init_fn``: one thread, and the worker's own stream (:mod:`longtail.seeding`)."""
-
-    def __init__(self, seed: int, epoch: int, rank: int, stream: int) -> None:
-        self.seed, self.epoch, self.rank, self.stream = seed, epoch, rank, stream
-
-    def __call__(self, worker: int) -> None:
-        torch.set_num_threads(1)  # workers share the cores with the training threads
-        seed_global(self.seed, "worker", self.epoch, self.rank, self.stream, worker)
+def _one_thread(_: int) -> None:
+    torch.set_num_threads(1)  # workers share the cores with the training threads
 
 
 class LoaderStream(_EpochStream):
-    """Per-image pipelines in DataLoader workers, each seeded from (seed, epoch, rank, stream, worker).
+    """Per-image pipelines in DataLoader workers.
 
-    With ``num_workers=0`` the pipelines draw from the global RNG, which the trainer reseeds
-    from (seed, epoch, rank) at the start of every epoch.
+    Each sample's augmentation is seeded from (seed, stream, rank, epoch, its position in the
+    epoch) by :mod:`longtail.seeding`, so the batches are the same with any number of workers, with persistent workers,
+    and after ``--resume``. One DataLoader serves every epoch, so persistent workers start once.
     """
 
     def __init__(self, images: ImageSet, sampler: Sampler[int] | None, batch_size: int,
-                 views: Sequence[Pipeline], drop_last: bool, seed: int, stream: int, rank: int,
-                 num_workers: int, pin_memory: bool) -> None:
-        self.dataset = _ViewDataset(images, views)
-        self.sampler = sampler if sampler is not None else SequentialSampler(self.dataset)
-        self.batches = BatchSampler(self.sampler, batch_size, drop_last)
-        self.num_workers, self.pin_memory = num_workers, pin_memory
-        self.seed, self.stream, self.rank, self.epoch = seed, stream, rank, 0
+                 views: Sequence[Pipeline], drop_last: bool, seed: int, stream: int,
+                 loader: LoaderSettings, rank: int = 0) -> None:
+        dataset = _ViewDataset(images, views, seed, stream, rank)
+        self.sampler = sampler if sampler is not None else SequentialSampler(dataset)
+        self.epoch = 0
+        self.batches = _KeyedBatches(BatchSampler(self.sampler, batch_size, drop_last), self)
+        workers = loader.num_workers > 0
+        self.loader = DataLoader(
+            dataset, batch_sampler=self.batches, num_workers=loader.num_workers,
+            pin_memory=loader.pin_memory, worker_init_fn=_one_thread,
+            prefetch_factor=loader.prefetch_factor if workers else None,
+            persistent_workers=loader.persistent_workers and workers,
+            generator=torch.Generator(),  # the workers' base seed, unused, is not drawn from torch's
+        )
 
     def __len__(self) -> int:
         return len(self.batches)
 
     def __iter__(self) -> Iterator[Batch]:
-        loader = DataLoader(
-            self.dataset, batch_sampler=self.batches, num_workers=self.num_workers,
-            pin_memory=self.pin_memory, worker_init_fn=_WorkerSeed(self.seed, self.epoch, self.rank, self.stream),
-            generator=generator(self.seed, "loader", self.epoch, self.rank, self.stream),
-            persistent_workers=False,
-        )
-        for views, targets in loader:
+        for views, targets in self.loader:
             yield Batch(list(views), targets)
 
 
 def make_stream(images: ImageSet, sampler: Sampler[int] | None, batch_size: int,
                 views: Sequence[Pipeline], *, drop_last: bool, seed: int = 0, stream: int = 0,
-                rank: int = 0, num_workers: int = 2, pin_memory: bool = False) -> InMemoryStream | LoaderStream:
-    """The fastest stream that can run these views on this data; its random draws are stream
-    ``stream``'s of a run with seed ``seed`` on rank ``rank`` (:mod:`longtail.seeding`)."""
+                rank: int = 0, loader: LoaderSettings = LoaderSettings()) -> InMemoryStream | LoaderStream:
+    """The fastest stream that can run these views on this data."""
     if images.in_memory and all(view.batched is not None for view in views):
         return InMemoryStream(images, sampler, batch_size, views, drop_last, seed, stream, rank)
-    return LoaderStream(images, sampler, batch_size, views, drop_last, seed, stream, rank,
-                        num_workers, pin_memory)
+    return LoaderStream(images, sampler, batch_size, views, drop_last, seed, stream, loader, rank)

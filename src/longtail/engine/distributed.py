@@ -1,4 +1,4 @@
-"""Process-group setup for ``torchrun`` and the one collective the methods need."""
+"""Process-group setup for ``torchrun`` (the methods' collective is :mod:`longtail.gather`)."""
 
 from __future__ import annotations
 
@@ -52,15 +52,6 @@ def _check_device(device: str) -> None:
     if chosen.type == "cuda" and (chosen.index or 0) >= torch.cuda.device_count():
         raise ConfigError(f"train.device={device}, but there are only {torch.cuda.device_count()} "
                           "CUDA devices (cuda:0 ...); choose one of them")
-
-
-def gather_cat(tensor: torch.Tensor) -> torch.Tensor:
-    """Concatenate a tensor from every rank along dim 0 (identity in a single process)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return tensor
-    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, tensor.contiguous())
-    return torch.cat(parts)
 
 
 def teardown() -> None:

@@ -10,11 +10,12 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from .. import choices  # a module: methods.paco imports the engine, which imports it
 from ..config import plain
 from ..data import SAMPLERS, SOURCES, TRANSFORMS, DataSource, ImageSet, longtailed_indices, make_stream
+from ..data.streams import LoaderSettings
 from ..methods import METHODS, Method
 from ..registry import ConfigError
+from .choices import check_choices
 
 
 @dataclass
@@ -48,22 +49,31 @@ class Experiment:
             streams[name] = make_stream(
                 self.train, sampler, config.train.batch_size // world_size,
                 [self.transform(view) for view in spec.views], drop_last=True,
-                seed=config.seed, stream=index, rank=rank, num_workers=config.train.num_workers,
-                pin_memory=pin_memory,
+                seed=config.seed, stream=index, rank=rank, loader=self.loader_settings(pin_memory),
             )
         return streams
+
+    def loader_settings(self, pin_memory: bool = False, persistent_workers: bool | None = None) -> LoaderSettings:
+        """``train``'s DataLoader settings; ``pin_memory`` applies where the config leaves it unset."""
+        train = self.config.train
+        return LoaderSettings(
+            train.num_workers, train.prefetch_factor,
+            train.persistent_workers if persistent_workers is None else persistent_workers,
+            pin_memory if train.pin_memory is None else train.pin_memory,
+        )
 
     def test_stream(self, batch_size: int = 500):
         return self.unaugmented_stream(self.test, batch_size)
 
     def unaugmented_stream(self, images: ImageSet, batch_size: int = 500):
         """Every image of ``images`` once, in order, through the test transform."""
+        # Evaluation runs now and then: its workers need not wait, idle, between evaluations.
         return make_stream(images, None, batch_size, [self.transform(self.config.data.test_transform)],
-                           drop_last=False, num_workers=self.config.train.num_workers)
+                           drop_last=False, loader=self.loader_settings(persistent_workers=False))
 
 
 def build_experiment(config: DictConfig) -> Experiment:
-    choices.check_choices(config)  # every name, before any data is read
+    check_choices(config)  # every name, before any data is read
     data = config.data
     source = SOURCES.build(plain(data.source), root=data.root)
     train = source.train

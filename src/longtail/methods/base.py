@@ -17,6 +17,10 @@ from torch import nn
 from ..data.streams import Batch
 from ..epochs import EpochDependent
 from ..errors import ConfigError
+from ..registry import Registry
+
+# register a method class with @METHODS.register("name")
+METHODS = Registry("method", supplied=("model_spec", "num_classes", "class_counts", "epochs"))
 
 
 @dataclass

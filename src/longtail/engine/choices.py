@@ -17,15 +17,15 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from .config import plain
-from .data import SAMPLERS, SOURCES, TRANSFORMS
-from .errors import ConfigError
-from .losses import CLASS_WEIGHTS, LOSSES
-from .methods import METHODS
-from .methods.bbn import ADAPTORS
-from .models import HEADS, MODELS
-from .optimizers import OPTIMIZERS, optimizer_spec
-from .registry import Registry
+from ..config import plain
+from ..data import SAMPLERS, SOURCES, TRANSFORMS
+from ..errors import ConfigError
+from ..losses import CLASS_WEIGHTS, LOSSES
+from ..methods import METHODS
+from ..methods.bbn import ADAPTORS
+from ..models import HEADS, MODELS
+from ..optimizers import OPTIMIZERS, optimizer_spec
+from ..registry import Registry
 
 # The option names (their last word: ``rebalancing_sampler`` is a sampler) that name a component.
 COMPONENT_OPTIONS = {"loss": LOSSES, "sampler": SAMPLERS, "transform": TRANSFORMS, "adaptor": ADAPTORS,
