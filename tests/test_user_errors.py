@@ -96,6 +96,8 @@ MISSPELT = [
     (["data.profile=expo"], "data.profile", "'expo'", "'exp', 'step'"),
     (["model.name=resnet33"], "model", "'resnet33'", "resnet32"),
     (["model.head=cosin"], "model.head", "'cosin'", "cosine"),
+    (["model.name=frozen_features", "model.run=runs/x", "model.features=conventionl"], "model",
+     "features 'conventionl'", "rebalancing"),
     (["method.name=pako"], "method", "'pako'", "paco"),
     (["method.loss=ldamm"], "method.loss", "'ldamm'", "ldam"),
     (["method.loss.name=ce", "method.loss.weights=inverse_freq"], "method.loss.weights", "'inverse_freq'",
