@@ -1,9 +1,11 @@
-"""Process-group setup for ``torchrun`` and the one collective the methods need."""
+"""Process-group setup for ``torchrun`` (the methods' collective is :mod:`longtail.gather`)."""
 
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -54,13 +56,27 @@ def _check_device(device: str) -> None:
                           "CUDA devices (cuda:0 ...); choose one of them")
 
 
-def gather_cat(tensor: torch.Tensor) -> torch.Tensor:
-    """Concatenate a tensor from every rank along dim 0 (identity in a single process)."""
+def broadcast_from_main(value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (``value`` itself in a single process); every rank calls it."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return tensor
-    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, tensor.contiguous())
-    return torch.cat(parts)
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def torchrun_restarts() -> int:
+    """How often torchrun has restarted this job's workers after a failure (``--max-restarts``)."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0))
+
+
+def torchrun_job() -> str | None:
+    """This torchrun job, the same in every restart of its workers: the rendezvous id and this
+    node's agent (the workers' parent process); None outside torchrun."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID")
+    if run_id is None:
+        return None
+    return f"{run_id}, agent pid {os.getppid()} on {socket.gethostname()}"
 
 
 def teardown() -> None:

@@ -20,8 +20,8 @@ import torch
 
 from ..data.streams import Batch
 from ..engine.checkpoint import load_checkpoint, load_weights, trained_by
-from ..engine.distributed import gather_cat
 from ..errors import NotFound
+from ..gather import gather_cat
 from ..losses import LOSSES
 from ..losses.contrastive import PaCoLoss, SupConLoss
 from ..models import MoCo, create
