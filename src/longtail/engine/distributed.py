@@ -65,9 +65,18 @@ def broadcast_from_main(value: Any) -> Any:
     return holder[0]
 
 
-def torchrun_restarts() -> int:
-    """How often torchrun has restarted this job's workers after a failure (``--max-restarts``)."""
-    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0))
+def restart_advice() -> str | None:
+    """What to change before torchrun has to restart this job, if anything.
+
+    Under ``--max-restarts``, torchrun's agent shares its rendezvous store with the workers
+    (``TORCHELASTIC_USE_AGENT_STORE``) and, in torch 2.14 at least, keeps it across restarts with
+    the failed workers' keys in it: restarted workers can then be sent to their predecessors'
+    addresses and fail to connect (pytorch/pytorch#135712).
+    """
+    if int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", 0)) and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        return ("note: with torchrun --max-restarts, launch torchrun with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1; "
+                "otherwise restarted workers may be sent to the failed workers' addresses (pytorch/pytorch#135712)")
+    return None
 
 
 def torchrun_job() -> str | None:
