@@ -31,10 +31,13 @@ from longtail.config import load_config
 from longtail.data.sources import ImageSet
 from longtail.data.streams import LoaderStream
 from longtail.data.transforms import TRANSFORMS
+from longtail.engine import Trainer
 from longtail.engine.checkpoint import load_checkpoint
+from longtail.errors import RunExists
 from longtail.models import create
 
 HARNESS = Path(__file__).with_name("ddp_harness.py")
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 # TORCH_DISABLE_SHARE_RDZV_TCP_STORE: restarts are safe with it only (see engine.distributed.restart_advice).
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
@@ -257,6 +260,28 @@ def test_elastic_restart_resumes_from_the_last_checkpoint_exactly(configs, two_p
         assert torch.equal(saved["optimizer"]["state"][index]["momentum_buffer"], value["momentum_buffer"])
     for rank, state in enumerate(_ranks(tmp_path, "paco")):  # rank 1 too, after its restart
         assert torch.equal(state["state"]["model.queue"], expected["method"]["model.queue"]), rank
+
+
+def test_a_restarted_job_starts_its_own_run_over_but_never_takes_over_another(configure, tmp_path, monkeypatch):
+    # A torchrun job whose workers died in epoch 1, before any checkpoint: the job's restart
+    # starts the run over; another job is refused the finished run, like any new run.
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-a")
+    config, run = configure("train.epochs=1"), tmp_path / "run"
+    first = Trainer(config, run, log=lambda _: None).fit()
+    (run / "checkpoints" / "last.pt").unlink()
+    (run / "checkpoints" / "epoch_0001.pt").unlink()
+    notes = []
+    again = Trainer(config, run, log=notes.append).fit()
+    assert notes[0] == "torchrun restarted this job: it saved no epoch, so it starts over"
+    assert again == first and [line["epoch"] for line in _metrics(run)] == [1]
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-b")
+    with pytest.raises(RunExists, match="--resume"):
+        Trainer(config, run, log=lambda _: None)
+
+
+def test_paco_large_scale_configs_shuffle_the_key_encoders_batch_norm():
+    for path in ("imagenet_lt/paco_resnet50.yaml", "inat2018/paco_resnet50.yaml", "places_lt/paco_resnet152.yaml"):
+        assert load_config(CONFIGS / path).model.shuffle_bn is True, path
 
 
 def _free_port() -> int:
