@@ -35,10 +35,9 @@ def write_tiny_npz(path: Path, per_class: int = 24, test_per_class: int = 6) -> 
     return path
 
 
-@pytest.fixture
-def tiny_recipe(tmp_path: Path) -> dict:
-    """A complete, fast config: long-tailed (IR 4) tiny data, ResNet-20, two epochs."""
-    data = write_tiny_npz(tmp_path / "tiny.npz")
+def make_tiny_recipe(folder: Path) -> dict:
+    """A complete, fast config: long-tailed (IR 4) tiny data in ``folder``, ResNet-20, two epochs."""
+    data = write_tiny_npz(folder / "tiny.npz")
     return {
         "seed": 0,
         "data": {"source": {"name": "npz", "path": str(data)}, "imbalance_ratio": 4,
@@ -50,6 +49,32 @@ def tiny_recipe(tmp_path: Path) -> dict:
                   "device": "cpu", "eval_every": 0, "checkpoint_every": 1, "progress": False,
                   "threads": 1},
     }
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path: Path) -> dict:
+    """The tiny recipe (:func:`make_tiny_recipe`) with its data in this test's ``tmp_path``."""
+    return make_tiny_recipe(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """``tiny_run(*overrides)``: the directory of a finished run of the tiny recipe with those
+    ``key=value`` overrides (e.g. ``"model.name=bbn_resnet20", "method.name=bbn"``), trained
+    once per test session and shared by every test that asks for the same overrides."""
+    from longtail.engine import Trainer
+
+    folder = tmp_path_factory.mktemp("tiny_runs")
+    recipe, finished = make_tiny_recipe(folder), {}
+
+    def run(*overrides: str) -> Path:
+        if overrides not in finished:
+            run_dir = folder / f"run{len(finished)}"
+            Trainer(load_config(base=recipe, overrides=list(overrides)), run_dir, log=lambda _: None).fit()
+            finished[overrides] = run_dir
+        return finished[overrides]
+
+    return run
 
 
 @pytest.fixture

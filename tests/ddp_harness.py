@@ -25,10 +25,9 @@ from pathlib import Path
 
 import torch
 
+from longtail.checkpoints import LAST, load_checkpoint
 from longtail.config import load_config
 from longtail.engine import Trainer
-from longtail.engine.checkpoint import load_checkpoint
-from longtail.engine.records import LAST
 
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 

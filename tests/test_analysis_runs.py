@@ -11,10 +11,10 @@ import torch
 
 from conftest import tiny_config, write_tiny_npz
 from longtail.analysis.weight_norms import classifier_norms
+from longtail.checkpoints import load_checkpoint
 from longtail.cli import main
 from longtail.config import load_config
 from longtail.engine import Trainer
-from longtail.engine.checkpoint import load_checkpoint
 from longtail.models import create
 
 # Class counts 60, 37, 23, 15 (IR 4): class 0 many-shot (> 40), 1 and 2 medium, 3 few (< 20).

@@ -49,7 +49,7 @@ def test_unreadable_image_is_named(tmp_path, capsys):
 
     source = SOURCES.build({"name": "filelist", "train_list": "train.txt", "test_list": "test.txt"},
                            root=str(tmp_path))
-    assert source.train.load(0).size == (4, 4)
+    assert source.train.load(0).shape == (3, 4, 4)
     with pytest.raises(DataError, match="bad.png"):
         source.train.load(1)
 

@@ -1,4 +1,5 @@
-"""Every shipped config loads and builds its method (no data needed: fake long-tailed counts)."""
+"""Every shipped config, and the config of every recorded result, loads and builds its method (no
+data needed: fake long-tailed counts)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from longtail.data import TRANSFORMS
 from longtail.methods import METHODS
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+RESULTS = CONFIGS.parent / "results"
 # Complete recipes: not the shared fragments (base.yaml, *_recipe.yaml, configs/methods/, configs/*.yaml)
 RECIPES = sorted(p for p in CONFIGS.rglob("*.yaml")
                  if p.parent not in (CONFIGS, CONFIGS / "methods") and p.name != "base.yaml"
                  and not p.stem.endswith("recipe"))
-STAGE2_MODELS = {"frozen_features", "lws"}  # need a finished stage-1 run to build
+RECORDED = sorted(RESULTS.rglob("config.yaml"))
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet_lt": 1000, "places_lt": 365, "inat2017": 5089,
                "inat2018": 8142}
 TABLE1 = ["ce", "focal", "mixup", "manifold_mixup", "manifold_mixup_two_samplers", "ce_drw",
@@ -30,14 +32,15 @@ def _source_name(config) -> str:
     return source if isinstance(source, str) else source["name"]
 
 
-@pytest.mark.parametrize("path", RECIPES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_there_are_recorded_results_to_check():
+    assert len(RECORDED) >= 5
+
+
+@pytest.mark.parametrize("path", RECIPES + RECORDED, ids=lambda p: p.relative_to(CONFIGS.parent).as_posix())
 def test_config_builds(path):
     config = load_config(path)
-    if config.model.name in STAGE2_MODELS:
+    if config.model.name == "frozen_features":  # stage 2: building needs the finished stage-1 run
         assert config.model.run, "a stage-2 config names its stage-1 run"
-        return
-    if config.method.name == "linear_probe":
-        assert config.method.checkpoint, "a linear probe names its stage-1 run"
         return
     model_spec = plain(config.model)
     weights = model_spec.get("backbone_options", {}).pop("weights", None)
@@ -85,3 +88,86 @@ def test_paco_recipe_configs_use_the_authors_autoaugment_policy():
                                                    "balanced_softmax_ir50", "balanced_softmax_ir100")}
     assert expected <= set(views)
     assert all(spec == {"name": "autoaugment_cutout", "policy": "paco"} for spec in views.values()), views
+
+
+# --- the large-scale recipes against the papers and the authors' code ----------------------------
+
+
+def _pipeline(spec, image_size=224):
+    return TRANSFORMS.build(plain(spec), mean=(0.5,) * 3, std=(0.5,) * 3, image_size=image_size).per_image.transforms
+
+
+def test_paco_imagenet_lt_recipe_is_the_authors():
+    from timm.data.auto_augment import RandAugment
+    from torchvision.transforms import v2
+
+    config = load_config(CONFIGS / "imagenet_lt" / "paco_resnet50.yaml")
+    assert (config.schedule.name, config.schedule.warmup_epochs, config.schedule.min_factor) == ("cosine", 10, 0.0)
+    assert (config.optim.lr, config.optim.weight_decay, config.optim.nesterov) == (0.02, 5e-4, False)
+    assert (config.train.epochs, config.train.batch_size) == (400, 128)
+    assert (config.method.alpha, config.method.temperature, config.model.queue_size) == (0.05, 0.2, 8192)
+    query = _pipeline(config.method.query_transform)
+    crop, _, _, jitter, randaugment = query[:5]
+    assert crop.scale == (0.08, 1.0)
+    assert isinstance(jitter, v2.ColorJitter)  # always applied, no hue
+    assert (jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue) == ((0.6, 1.4),) * 3 + (None,)
+    assert isinstance(randaugment, RandAugment) and randaugment.num_layers == 2
+    assert len(randaugment.ops) == 15 and "SolarizeAdd" in [op.name for op in randaugment.ops]
+    assert {(op.prob, op.magnitude, op.magnitude_std) for op in randaugment.ops} == {(0.5, 10, 0.5)}
+    assert randaugment.ops[0].kwargs["fillcolor"] == (124, 116, 104)  # the ImageNet mean
+    key = _pipeline(config.method.key_transform)
+    assert key[0].scale == (0.08, 1.0)
+    jitter = key[3]
+    assert isinstance(jitter, v2.RandomApply) and jitter.p == 1.0
+    assert jitter.transforms[0].hue is None and jitter.transforms[0].brightness == (0.6, 1.4)
+
+
+def test_paco_inat2018_has_weight_decay_1e4_and_inat_statistics():
+    config = load_config(CONFIGS / "inat2018" / "paco_resnet50.yaml")
+    imagenet = load_config(CONFIGS / "imagenet_lt" / "paco_resnet50.yaml")
+    assert config.optim.weight_decay == 1e-4 and config.data.source.name == "inat2018"
+    assert list(config.data.source.mean) == [0.466, 0.471, 0.380]
+    assert list(config.data.source.std) == [0.195, 0.194, 0.192]
+    assert plain(config.method) == plain(imagenet.method) and plain(config.schedule) == plain(imagenet.schedule)
+
+
+def test_paco_places_lt_is_table4():
+    config = load_config(CONFIGS / "places_lt" / "paco_resnet152.yaml")
+    assert config.model.name == "moco_resnet152"
+    assert plain(config.model.backbone_options) == {"weights": "IMAGENET1K_V1", "freeze_trunk_convs": True}
+    assert (config.train.epochs, config.train.batch_size, config.optim.lr) == (30, 128, 0.02)
+    assert (config.schedule.name, config.schedule.warmup_epochs, config.schedule.min_factor) == ("cosine", 5, 0.0)
+    assert (config.method.temperature, config.method.alpha, config.optim.weight_decay) == (0.2, 0.05, 5e-4)
+    key = {"name": "simaugment", "min_scale": 0.08, "jitter": [0.4, 0.4, 0.4, 0.0], "jitter_p": 1.0}
+    assert plain(config.method.query_transform) == plain(config.method.key_transform) == key  # no RandAugment
+
+
+@pytest.mark.parametrize("dataset", ["inat2017", "inat2018"])
+@pytest.mark.parametrize(("config_name", "epochs", "milestones"), [
+    ("bbn_resnet50", 180, [119, 159]), ("bbn_resnet50_1x", 90, [59, 79]), ("ce_resnet50", 180, [119, 159])])
+def test_bbn_inaturalist_recipe_is_the_authors(dataset, config_name, epochs, milestones):
+    config = load_config(CONFIGS / dataset / f"{config_name}.yaml")
+    assert config.schedule.warmup_epochs == 0  # a plain MultiStepLR in the authors' config
+    assert list(config.schedule.milestones) == milestones and config.schedule.gamma == 0.1
+    assert config.train.epochs == epochs and config.train.batch_size == 128
+    assert (config.optim.lr, config.optim.weight_decay, config.optim.nesterov) == (0.05, 1e-4, True)
+    assert plain(config.model.backbone_options) == {"init": "pytorch"}  # no init loop in their ResNet
+
+
+def test_bbn_imagenet_lt_says_it_is_not_from_the_paper():
+    path = CONFIGS / "imagenet_lt" / "bbn_resnet50.yaml"
+    assert "NOT FROM THE PAPER" in path.read_text()
+    config, inat = plain(load_config(path)), plain(load_config(CONFIGS / "inat2018" / "bbn_resnet50_1x.yaml"))
+    assert config.pop("data")["source"] == {"name": "imagenet_lt", "image_size": 224}
+    inat.pop("data")
+    assert config == inat  # BBN's own large-scale recipe, unchanged
+
+
+@pytest.mark.parametrize(("config_name", "backbone"), [
+    ("paco_resnext50", "moco_resnext50_32x4d"), ("paco_resnext101", "moco_resnext101_32x4d")])
+def test_table3_resnext_configs(config_name, backbone):
+    config = load_config(CONFIGS / "imagenet_lt" / f"{config_name}.yaml")
+    assert config.model.name == backbone and config.method.query_transform.grayscale_blur
+    policy = "rand-n3-m10-mstd0.5" if "101" in config_name else "rand-n2-m10-mstd0.5"
+    assert config.method.query_transform.policy == policy
+    assert (config.optim.lr, config.method.temperature) == ((0.03, 0.2) if "101" in config_name else (0.02, 0.07))

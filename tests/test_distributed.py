@@ -27,12 +27,12 @@ import yaml
 
 from conftest import tiny_config, write_tiny_npz
 from ddp_harness import RecordingTrainer
+from longtail.checkpoints import load_checkpoint
 from longtail.config import load_config
 from longtail.data.sources import ImageSet
-from longtail.data.streams import LoaderStream
+from longtail.data.streams import LoaderSettings, LoaderStream
 from longtail.data.transforms import TRANSFORMS
 from longtail.engine import Trainer
-from longtail.engine.checkpoint import load_checkpoint
 from longtail.errors import RunExists
 from longtail.models import create
 
@@ -332,7 +332,7 @@ def test_pinned_batches_copy_to_cuda_without_blocking(tmp_path):
     data = np.load(write_tiny_npz(tmp_path / "tiny.npz"))
     view = TRANSFORMS.build("none", mean=(0.5,) * 3, std=(0.5,) * 3, image_size=8)
     stream = LoaderStream(ImageSet(data["y_train"], images=data["x_train"]), None, 8, [view], drop_last=True,
-                          seed=0, stream=0, num_workers=1, pin_memory=True)
+                          seed=0, stream=0, loader=LoaderSettings(num_workers=1, pin_memory=True))
     batch = next(iter(stream))
     assert batch.images.is_pinned() and batch.targets.is_pinned()
     on_gpu = batch.to(torch.device("cuda"))

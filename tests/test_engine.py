@@ -16,9 +16,9 @@ import yaml
 
 from conftest import tiny_config
 from longtail.analysis.runs import run_status
+from longtail.checkpoints import load_checkpoint, save_checkpoint
 from longtail.config import load_config, plain
 from longtail.engine import Trainer
-from longtail.engine.checkpoint import load_checkpoint, save_checkpoint
 from longtail.engine.schedules import lr_factor
 from longtail.registry import ConfigError
 

@@ -1,5 +1,6 @@
 """PaCo, SupCon and the MoCo wrapper: losses against loop-based formulas, the queue, the momentum
-update, DDP key gathering, and small end-to-end runs through the Trainer."""
+update, DDP key gathering, and a small end-to-end run through the Trainer. (SupCon's stage 2 is in
+test_two_stage.py.)"""
 
 from __future__ import annotations
 
@@ -13,24 +14,15 @@ import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+from longtail.checkpoints import load_checkpoint
 from longtail.config import load_config, plain
 from longtail.engine import Trainer
-from longtail.engine.checkpoint import load_checkpoint
 from longtail.losses.contrastive import PaCoLoss, SupConLoss
 from longtail.methods import METHODS
 from longtail.models import create
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from intra-op threads, whose spinning costs seconds a test on a
-    loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+MOCO_TINY = {"name": "moco_resnet20", "dim": 8, "queue_size": 16, "momentum": 0.99}
 
 
 def _contrast_sample(batch: int = 5, queue: int = 7, dim: int = 4, classes: int = 3, seed: int = 0):
@@ -221,43 +213,11 @@ def test_ddp_enqueues_the_keys_of_both_ranks(tmp_path):
     assert torch.equal(ranks[0]["queue"], ranks[1]["queue"])
 
 
-def _tiny_dataset(path, per_class=(24, 12, 6), size=16, seed=0):
-    """Three classes told apart by colour, plus noise; a balanced test set of 8 per class."""
-    rng = np.random.default_rng(seed)
-    colours = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200]])
-
-    def split(counts):
-        labels = np.repeat(np.arange(len(counts)), counts)
-        noise = rng.integers(-40, 40, (len(labels), size, size, 3))
-        return np.clip(colours[labels][:, None, None] + noise, 0, 255).astype(np.uint8), labels
-
-    x_train, y_train = split(per_class)
-    x_test, y_test = split([8] * len(per_class))
-    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    return path
-
-
-def _tiny_config(tmp_path, name, model, method, epochs=2):
-    data = _tiny_dataset(tmp_path / "tiny.npz")
-    return load_config(None, base={
-        "name": name, "output_dir": str(tmp_path / "runs"),
-        "data": {"source": {"name": "npz", "path": str(data)}, "imbalance_ratio": None},
-        "model": model, "method": method,
-        "optim": {"lr": 0.05, "weight_decay": 5e-4},
-        "schedule": {"name": "multistep", "warmup_epochs": 1, "milestones": [epochs], "gamma": 0.1},
-        "train": {"epochs": epochs, "batch_size": 8, "num_workers": 0, "eval_every": 0,
-                  "checkpoint_every": epochs, "progress": False, "device": "cpu"},
-    })
-
-
-MOCO_TINY = {"name": "moco_resnet20", "dim": 8, "queue_size": 16, "momentum": 0.99}
-
-
-def test_paco_trains_end_to_end(tmp_path):
-    method = {"name": "paco", "alpha": 0.05, "temperature": 0.1,
-              "query_transform": "autoaugment_cutout", "key_transform": "simaugment"}
-    config = _tiny_config(tmp_path, "paco", MOCO_TINY, method)
-    run_dir = tmp_path / "runs" / "paco"
+def test_paco_trains_end_to_end(configure, tmp_path):
+    config = configure("model={name: moco_resnet20, dim: 8, queue_size: 20, momentum: 0.99}",
+                       "method={name: paco, alpha: 0.05, temperature: 0.1, query_transform: autoaugment_cutout, "
+                       "key_transform: simaugment}")
+    run_dir = tmp_path / "paco"
     report = Trainer(config, run_dir, log=lambda _: None).fit()
     saved = json.loads((run_dir / "eval.json").read_text())
     assert saved["num_test"] == 24 and 0 <= saved["top1"] <= 100
@@ -265,26 +225,9 @@ def test_paco_trains_end_to_end(tmp_path):
     epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in epochs] == [1, 2] and all(math.isfinite(e["loss"]) for e in epochs)
     state = load_checkpoint(run_dir / "checkpoints" / "last.pt")["method"]
-    # 42 images, batch 8, drop_last: 5 steps an epoch, 8 keys each -> 80 keys through 16 slots
-    assert state["model.queue_pointer"].item() == (2 * 5 * 8) % 16
-
-
-def test_supcon_then_linear_probe_keeps_the_backbone_frozen(tmp_path):
-    supcon = {"name": "supcon", "query_transform": "crop_flip", "key_transform": "crop_flip"}
-    stage1 = _tiny_config(tmp_path, "supcon", MOCO_TINY, supcon, epochs=1)
-    Trainer(stage1, tmp_path / "runs" / "supcon", log=lambda _: None).fit()
-    stage1_state = load_checkpoint(tmp_path / "runs/supcon/checkpoints/last.pt")["method"]
-    probe = _tiny_config(tmp_path, "probe", {"name": "resnet20"},
-                         {"name": "linear_probe", "checkpoint": str(tmp_path / "runs" / "supcon")},
-                         epochs=1)
-    trainer = Trainer(probe, tmp_path / "runs" / "probe", log=lambda _: None)
-    head_before = trainer.method.model.head.weight.detach().clone()
-    trainer.fit()
-    backbone = trainer.method.model.backbone.state_dict()
-    for key, value in backbone.items():  # weights and batch-norm statistics both untouched
-        assert torch.equal(value, stage1_state[f"model.backbone.{key}"]), key
-    assert not torch.equal(trainer.method.model.head.weight, head_before)
-    assert (tmp_path / "runs" / "probe" / "eval.json").exists()
+    # 24 + 15 + 9 + 6 = 54 images, batch 8, drop_last: 6 steps an epoch, 8 keys each -> 96 keys
+    # through 20 slots
+    assert state["model.queue_pointer"].item() == (2 * 6 * 8) % 20
 
 
 def test_imagenet_lt_config_builds_without_data():
@@ -295,18 +238,19 @@ def test_imagenet_lt_config_builds_without_data():
     assert method.model.queue.shape == (8192, 128)
     assert method.model.classifier.in_features == 2048
     assert method.loss.alpha == 0.05 and method.loss.temperature == 0.2
-    assert [spec.views for spec in method.streams().values()] == [
-        [{"name": "randaugment", "min_scale": 0.08}, {"name": "simaugment", "min_scale": 0.08}]]
+    query = {"name": "timm_randaugment", "policy": "rand-n2-m10-mstd0.5", "jitter": [0.4, 0.4, 0.4, 0.0],
+             "min_scale": 0.08}
+    key = {"name": "simaugment", "min_scale": 0.08, "jitter": [0.4, 0.4, 0.4, 0.0], "jitter_p": 1.0}
+    assert [spec.views for spec in method.streams().values()] == [[query, key]]
 
 
 @pytest.mark.parametrize("strategy, views", [
-    ("paco_resnet50_strategy1", ["simaugment", "simaugment"]),
-    ("paco_resnet50_strategy2", ["randaugment", "randaugment"]),
+    ("paco_resnet50_strategy1", ["key", "key"]),
+    ("paco_resnet50_strategy2", ["query", "query"]),
 ])
 def test_table2_strategies_change_only_the_views(strategy, views):
     base = plain(load_config(os.path.join(CONFIGS, "imagenet_lt", "paco_resnet50.yaml")))
     config = plain(load_config(os.path.join(CONFIGS, "imagenet_lt", f"{strategy}.yaml")))
-    method = config.pop("method")
-    assert [method["query_transform"]["name"], method["key_transform"]["name"]] == views
-    base.pop("method")
+    method, base_method = config.pop("method"), base.pop("method")
+    assert [method["query_transform"], method["key_transform"]] == [base_method[f"{v}_transform"] for v in views]
     assert config == base

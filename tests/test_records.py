@@ -21,11 +21,11 @@ import yaml
 from omegaconf import OmegaConf
 
 from conftest import reference_indices, tiny_config, write_tiny_npz
+from longtail.checkpoints import load_checkpoint
 from longtail.cli import main
 from longtail.data import SOURCES
 from longtail.data.longtail import check_imbalance_ratio
 from longtail.engine import build_experiment
-from longtail.engine.checkpoint import load_checkpoint
 from longtail.registry import ConfigError
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -108,7 +108,9 @@ def test_ctrl_c_exits_130_with_one_line_and_no_workers_left(tiny_npz, tmp_path):
     run = tmp_path / "tiny"
     _wait_for_epochs(process, run, 1)
     workers: list[int] = []
-    while not workers and process.poll() is None:  # the next epoch's worker
+    # Epoch 1's checkpoints written (epoch_0001.pt comes last) and the persistent worker alive:
+    # the interrupt falls in a later epoch's steps.
+    while not (workers and (run / "checkpoints" / "epoch_0001.pt").exists()) and process.poll() is None:
         workers = _children(process.pid)
         time.sleep(0.01)
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does

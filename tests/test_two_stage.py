@@ -1,5 +1,6 @@
-"""Decoupled training: frozen stage-1 features, a new classifier (cRT) or learnt scales (LWS),
-and the post-hoc corrections (tau-normalisation, logit adjustment)."""
+"""Decoupled training: one stage-2 model entry (frozen features of a CE, SupCon or BBN run, or
+of a results folder, with a new classifier (cRT) or learnt scales (LWS)), and the post-hoc
+corrections (tau-normalisation, logit adjustment)."""
 
 from __future__ import annotations
 
@@ -11,22 +12,32 @@ import numpy as np
 import pytest
 import torch
 
+from longtail.analysis.results import record
+from longtail.checkpoints import load_checkpoint
 from longtail.engine import Trainer, build_experiment
+from longtail.errors import ConfigError
 from longtail.models import create
 from longtail.models.heads import LinearHead, PriorAdjusted, tau_normalised
-from longtail.models.two_stage import apply_posthoc, load_stage1
+from longtail.models.two_stage import apply_posthoc, load_trained
+
+BBN = ("model.name=bbn_resnet20", "method.name=bbn")
+SUPCON = ("model={name: moco_resnet20, dim: 8, queue_size: 16, momentum: 0.99}", "method.name=supcon",
+          "method.query_transform=crop_flip", "method.key_transform=crop_flip", "train.epochs=1")
 
 
 @pytest.fixture
-def stage1(configure, tmp_path: Path) -> Path:
+def stage1(tiny_run) -> Path:
     """A finished two-epoch CE run on the tiny long-tailed data."""
-    run = tmp_path / "stage1"
-    Trainer(configure(), run, log=lambda _: None).fit()
-    return run
+    return tiny_run()
 
 
-def stage2_overrides(stage1: Path, model: str = "frozen_features") -> list[str]:
-    return [f"model={{name: {model}, run: '{stage1}'}}", "method.sampler=class_balanced"]
+def stage2_overrides(stage1: Path, *options: str) -> list[str]:
+    return [f"model={{name: frozen_features, run: '{stage1}', {', '.join(options)}}}", "method.sampler=class_balanced"]
+
+
+def tiny_test_images(tiny_recipe) -> torch.Tensor:
+    images = torch.from_numpy(np.load(tiny_recipe["data"]["source"]["path"])["x_test"])
+    return images.permute(0, 3, 1, 2).float() / 255
 
 
 def test_tau_zero_normalisation_leaves_logits_unchanged():
@@ -59,7 +70,7 @@ def test_posthoc_logit_adjustment_subtracts_tau_log_prior():
 
 def test_crt_reinitialises_the_classifier_and_freezes_the_features(configure, stage1):
     method = build_experiment(configure(*stage2_overrides(stage1))).method
-    before = load_stage1(stage1, 4)
+    before = load_trained(stage1, 4)
     assert not torch.equal(method.model.head.weight, before.head.weight)
     assert [n for n, p in method.named_parameters() if p.requires_grad] == [
         "model.head.weight", "model.head.bias"]
@@ -73,9 +84,8 @@ def test_crt_features_stay_bit_identical_through_training(configure, tiny_recipe
     trainer = Trainer(config, tmp_path / "crt", log=lambda _: None)
     initial_head = trainer.method.model.head.weight.detach().clone()
     report = trainer.fit()
-    images = torch.from_numpy(np.load(tiny_recipe["data"]["source"]["path"])["x_test"])
-    images = images.permute(0, 3, 1, 2).float() / 255
-    reference = load_stage1(stage1, 4).eval()
+    images = tiny_test_images(tiny_recipe)
+    reference = load_trained(stage1, 4).eval()
     trained = trainer.method.model.eval()
     with torch.no_grad():
         assert torch.equal(trained.features(images), reference.features(images))
@@ -84,16 +94,88 @@ def test_crt_features_stay_bit_identical_through_training(configure, tiny_recipe
 
 
 def test_lws_starts_from_the_stage1_classifier_and_learns_only_scales(configure, stage1):
-    method = build_experiment(configure(*stage2_overrides(stage1, "lws"))).method.eval()
-    reference = load_stage1(stage1, 4).eval()
+    method = build_experiment(configure(*stage2_overrides(stage1, "head: lws"))).method.eval()
+    reference = load_trained(stage1, 4).eval()
     images = torch.randn(3, 3, 8, 8)
     with torch.no_grad():
         assert torch.equal(method.model(images), reference(images))
     assert [n for n, p in method.named_parameters() if p.requires_grad] == ["model.head.scales"]
 
 
+@pytest.mark.parametrize("features, width", [("all", 128), ("conventional", 64), ("rebalancing", 64)])
+def test_stage2_on_a_bbn_run_trains_a_classifier_on_the_chosen_branch(configure, tiny_recipe, tiny_run, tmp_path,
+                                                                       features, width):
+    """BBN Table 5: BBN-CB (trunk + conventional block), BBN-RB (trunk + re-balancing block), or
+    both branches' features concatenated; ResNet-20 gives 64 features a branch."""
+    bbn_run = tiny_run(*BBN)
+    trainer = Trainer(configure(*stage2_overrides(bbn_run, f"features: {features}"), "train.epochs=1"),
+                      tmp_path / features, log=lambda _: None)
+    model = trainer.method.model
+    assert model.head.in_features == width
+    assert [n for n, p in trainer.method.named_parameters() if p.requires_grad] == [
+        "model.head.weight", "model.head.bias"]
+    head_before = model.head.weight.detach().clone()
+    trainer.fit()
+    bbn = load_trained(bbn_run, 4).eval()
+    images = tiny_test_images(tiny_recipe)
+    with torch.no_grad():
+        branches = {branch: bbn.branch_features(images, branch) for branch in ("conventional", "rebalancing")}
+        expected = torch.cat(list(branches.values()), 1) if features == "all" else branches[features]
+        assert torch.equal(model.eval().features(images), expected)  # frozen through training
+    assert not torch.equal(model.head.weight, head_before)
+
+
+def test_lws_on_a_bbn_run_starts_from_its_inference_logits(configure, tiny_run):
+    """At alpha = 0.5 BBN's classifier reads [f_c ; f_r]: LWS with unit scales is BBN itself."""
+    bbn_run = tiny_run(*BBN)
+    method = build_experiment(configure(*stage2_overrides(bbn_run, "head: lws"))).method.eval()
+    images = torch.randn(3, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(method.model(images), load_trained(bbn_run, 4).eval()(images, 0.5))
+    with pytest.raises(ConfigError, match="features: all"):
+        build_experiment(configure(*stage2_overrides(bbn_run, "head: lws", "features: rebalancing")))
+
+
+def test_a_branch_of_a_network_without_branches_is_refused(configure, stage1):
+    with pytest.raises(ConfigError, match="branch of BBN.*features: all"):
+        build_experiment(configure(*stage2_overrides(stage1, "features: conventional")))
+    with pytest.raises(ConfigError, match="unknown features 'rebalanced'"):
+        build_experiment(configure(*stage2_overrides(stage1, "features: rebalanced")))
+
+
+def test_lws_outside_stage2_is_refused():
+    with pytest.raises(ConfigError, match="stage 2"):
+        create("resnet20", num_classes=3, head="lws")
+
+
+def test_supcon_stage2_keeps_the_query_backbone_frozen(configure, tiny_run, tmp_path):
+    """SupCon's linear probe: a new linear head on the MoCo query backbone of the stage-1 run."""
+    supcon_run = tiny_run(*SUPCON)
+    stage1_state = load_checkpoint(supcon_run / "checkpoints" / "last.pt")["method"]
+    trainer = Trainer(configure(*stage2_overrides(supcon_run), "method.sampler=uniform", "train.epochs=1"),
+                      tmp_path / "probe", log=lambda _: None)
+    head_before = trainer.method.model.head.weight.detach().clone()
+    trainer.fit()
+    backbone = trainer.method.model.backbone.backbone.state_dict()
+    assert len(backbone) > 50
+    for key, value in backbone.items():  # weights and batch-norm statistics both untouched
+        assert torch.equal(value, stage1_state[f"model.backbone.{key}"]), key
+    assert not torch.equal(trainer.method.model.head.weight, head_before)
+
+
+def test_stage2_from_a_results_folder_uses_its_shipped_weights(configure, stage1, tiny_recipe, tmp_path):
+    folder = tmp_path / "results" / "tiny" / "ce"
+    record(stage1, folder)
+    method = build_experiment(configure(*stage2_overrides(folder))).method.eval()
+    images = tiny_test_images(tiny_recipe)
+    with torch.no_grad():
+        assert torch.equal(method.model.features(images), load_trained(stage1, 4).eval().features(images))
+    with pytest.raises(ValueError, match="trained on 4 classes, but this data has 3"):
+        load_trained(folder, 3)
+
+
 def test_apply_posthoc_on_a_trained_model(stage1):
-    model = load_stage1(stage1, 4).eval()
+    model = load_trained(stage1, 4).eval()
     images = torch.randn(3, 3, 8, 8)
     with torch.no_grad():
         before = model(images)
@@ -111,7 +193,7 @@ def test_tau_normalisation_needs_a_linear_head():
 
 def test_missing_stage1_run_is_reported(tmp_path):
     with pytest.raises(FileNotFoundError, match="stage-1"):
-        load_stage1(tmp_path / "nowhere", 4)
+        load_trained(tmp_path / "nowhere", 4)
 
 
 def test_cosine_head_computes_in_fp32_under_autocast():

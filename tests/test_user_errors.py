@@ -23,11 +23,11 @@ from PIL import Image
 from torch import nn
 
 from conftest import tiny_config, write_tiny_npz
+from longtail.checkpoints import load_weights
 from longtail.cli import main
 from longtail.config import Config, load_config
 from longtail.data import SOURCES, TRANSFORMS, ImageSet
 from longtail.engine import Trainer
-from longtail.engine.checkpoint import load_weights
 from longtail.errors import CheckpointError, DataError
 from longtail.losses import LOSSES
 from longtail.methods import METHODS
@@ -155,7 +155,7 @@ def test_every_config_key_an_error_message_names_exists():
     for wrong in ("data.download", "data.path", "train.epoch", "model.depth", "method.loss.scal"):
         assert not is_config_key(wrong), wrong
     for right in ("data.source.download", "data.source.path", "train.epochs", "method.loss.name",
-                  "model.run", "method.checkpoint"):
+                  "model.run", "model.features"):
         assert is_config_key(right), right
     keys = quoted_keys()
     assert {"data.source.download", "data.source.path", "train.batch_size", "data.root"} <= set(keys)

@@ -51,16 +51,16 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
+    from .checkpoints import checkpoint_file, load_checkpoint, load_weights, trained_by
     from .engine import build_experiment, classification_report, format_report, predict
-    from .engine.checkpoint import load_checkpoint, load_weights, trained_by
     from .engine.distributed import setup
     from .engine.records import check_checkpoint_of_run, report_path, run_directory, write_report
-    from .models.pretrained import WEIGHTS_FILE
+    from .models.pretrained import is_results_folder
 
     target = Path(args.target)
-    if (target / WEIGHTS_FILE).exists() and not (target / "checkpoints").exists():  # a results folder
+    if is_results_folder(target):
         return _eval_recorded(target, args)
-    checkpoint = target / "checkpoints" / "last.pt" if target.is_dir() else target
+    checkpoint = checkpoint_file(target)
     if not checkpoint.exists():
         raise NotFound(f"no checkpoint at {checkpoint}; give a run directory or a .pt file")
     state = load_checkpoint(checkpoint)
@@ -74,7 +74,7 @@ def _eval(args: argparse.Namespace) -> None:
                  "It was saved by another version of longtail: evaluate it with the commit in the "
                  "run's commit.txt")
     if args.tau_norm is not None or args.logit_adjust is not None:
-        from .models.two_stage import apply_posthoc
+        from .models import apply_posthoc
 
         apply_posthoc(experiment.method.model, experiment.class_counts, args.tau_norm,
                       args.logit_adjust)
@@ -127,7 +127,12 @@ def _study(args: argparse.Namespace) -> None:
 
 
 def _datasets(args: argparse.Namespace) -> None:
-    source = SOURCES.build(args.name, **({"root": args.data_root} if args.data_root else {}))
+    from .data.benchmark_sets import BENCHMARKS, missing_files, profile_mismatches
+
+    spec = {"name": args.name, **({"image_root": args.image_root} if args.image_root else {})}
+    if args.name in BENCHMARKS:  # a partial download is reported below, not refused
+        spec["allow_missing_classes"] = True
+    source = SOURCES.build(spec, **({"root": args.data_root} if args.data_root else {}))
     targets = source.train.targets
     subset = ""
     if args.imbalance_ratio is not None:
@@ -140,8 +145,24 @@ def _datasets(args: argparse.Namespace) -> None:
     for index, (name, count, group) in enumerate(zip(source.classes, counts, groups)):
         print(f"{index:4d}  {name:<{width}}  {count:6d}  {group}")
     summary = ", ".join(f"{g} {int((groups == g).sum())}" for g in ("many", "medium", "few"))
+    test_split = source.info.get("test_split", "test")
     print(f"total {int(counts.sum())} training images in {source.num_classes} classes ({summary}); "
-          f"{len(source.test)} test images{subset}")
+          f"{len(source.test)} {test_split} images; {counts.max()} to {counts.min()} a class{subset}")
+    problems = [] if args.imbalance_ratio is not None else profile_mismatches(source)
+    if args.check_files:
+        for split, images in (("training", source.train), (test_split, source.test)):
+            missing, examples = missing_files(images)
+            if missing:
+                problems.append(f"{missing:,} of the {len(images):,} {split} images listed are missing, "
+                                f"e.g. {', '.join(examples)}")
+    for problem in problems:
+        print(f"longtail: warning: {problem}", file=sys.stderr)
+    if problems:
+        print("longtail: warning: the data differs from its published form; is the download "
+              "complete, and are these the official split files?", file=sys.stderr)
+    elif source.name in BENCHMARKS and args.imbalance_ratio is None:
+        print(f"{source.name} matches its published totals"
+              + (", and every listed image file exists" if args.check_files else ""))
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -301,7 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--data-root")
     grid.set_defaults(run=_study)
 
-    datasets = commands.add_parser("datasets", help="list a dataset's classes and long-tailed counts")
+    datasets = commands.add_parser(
+        "datasets", help="list a dataset's classes and long-tailed counts; the large benchmarks "
+        "are checked against their published totals")
     datasets.add_argument("name", help=", ".join(SOURCES.names()))
     datasets.add_argument("--imbalance-ratio", type=float, help="build the long-tailed subset")
     datasets.add_argument("--profile", default="exp", choices=["exp", "step"])
@@ -309,7 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="which images the subset keeps (data.subset_seed; 0: the papers' subsets)")
     datasets.add_argument("--many", type=int, default=100, help="many-shot: more than this")
     datasets.add_argument("--few", type=int, default=20, help="few-shot: fewer than this")
-    datasets.add_argument("--data-root")
+    datasets.add_argument("--data-root", help="where the dataset (for the large benchmarks: its split files) lives")
+    datasets.add_argument("--image-root", help="large benchmarks: the folder the split files' image paths "
+                          "start from (default: --data-root)")
+    datasets.add_argument("--no-check-files", dest="check_files", action="store_false",
+                          help="do not check that every listed image file exists")
     datasets.set_defaults(run=_datasets)
 
     demo = commands.add_parser("demo", help="train on long-tailed digits and compare methods")

@@ -58,7 +58,11 @@ class TrainConfig:
     precision: str = "bf16"  # fp32 | bf16 | fp16 (fp16 on CUDA only)
     channels_last: bool = True
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    num_workers: int = 2  # for per-image augmentation pipelines
+    # DataLoader settings for file-based data (decoding + per-image augmentation in workers)
+    num_workers: int = 2  # worker processes per stream (benchmarks/README.md: cores a GPU needs)
+    prefetch_factor: int = 2  # batches each worker prepares ahead
+    persistent_workers: bool = True  # keep the workers from one epoch to the next
+    pin_memory: bool | None = None  # page-locked batches for faster GPU copies; None: when on CUDA
     threads: int | None = None  # torch intra-op threads; None leaves torch's default
     eval_every: int = 10  # test-set monitoring every N epochs (0: final epoch only)
     checkpoint_every: int = 50  # keep checkpoints/epoch_N.pt every N epochs (0: none); last.pt is every epoch

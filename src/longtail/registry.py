@@ -3,17 +3,29 @@
 Configs name components (``loss: {name: ldam, scale: 30}``); :meth:`Registry.build` looks the
 name up and checks the remaining keys against the factory's signature, so a typo in a config
 fails with a message that lists the valid keys instead of a ``TypeError`` deep in a constructor.
+
+Where things are registered: each registry lives in its own module (``models/registry.py``) or
+beside the base class of what it holds (``METHODS`` with ``Method``), and a component registers
+with a decorator on its definition: ``@LOSSES.register("focal")``. A whole family of names
+registers once with :meth:`Registry.register_family`: ``@MODELS.register_family("bbn_", BACKBONES)``
+makes ``bbn_resnet32`` mean ``factory("resnet32", ...)`` for every backbone, resolved when the
+name is looked up, so a backbone registered later has its ``bbn_`` model too. A package's
+``__init__`` imports every module that defines components, so a registry is complete as soon as
+anything from its package is imported, whichever module that is.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from .errors import ConfigError
 
 __all__ = ["ConfigError", "Registry"]
+
+Factory = Callable[..., Any]
 
 
 class Registry:
@@ -21,12 +33,14 @@ class Registry:
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self._factories: dict[str, Callable[..., Any]] = {}
+        self._factories: dict[str, Factory] = {}
+        # prefix -> (the members: a registry, or fixed names; factory(member, **options))
+        self._families: dict[str, tuple[Registry | Collection[str], Factory]] = {}
 
-    def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def register(self, name: str) -> Callable[[Factory], Factory]:
         """Decorator registering a factory under ``name``."""
 
-        def add(factory: Callable[..., Any]) -> Callable[..., Any]:
+        def add(factory: Factory) -> Factory:
             if name in self._factories:
                 raise KeyError(f"{self.kind} {name!r} is registered twice")
             self._factories[name] = factory
@@ -34,15 +48,49 @@ class Registry:
 
         return add
 
-    def names(self) -> list[str]:
-        return sorted(self._factories)
+    def register_family(self, prefix: str, members: Registry | Collection[str]) -> Callable[[Factory], Factory]:
+        """Decorator registering ``factory(member, **options)`` as ``prefix + member`` for every
+        member: each name of the registry ``members`` at lookup time, or each of fixed names."""
 
-    def get(self, name: str) -> Callable[..., Any]:
-        if name not in self._factories:
-            raise ConfigError(
-                f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
-            )
-        return self._factories[name]
+        def add(factory: Factory) -> Factory:
+            if prefix in self._families:
+                raise KeyError(f"{self.kind} family {prefix!r} is registered twice")
+            self._families[prefix] = (members, factory)
+            return factory
+
+        return add
+
+    def _family_members(self) -> list[tuple[str, Registry | Collection[str], list[str], Factory]]:
+        return [(prefix, members, members.names() if isinstance(members, Registry) else sorted(members), factory)
+                for prefix, (members, factory) in self._families.items()]
+
+    def names(self) -> list[str]:
+        """Every name this registry resolves, families spelt out."""
+        spelt = [prefix + member for prefix, _, names, _ in self._family_members() for member in names]
+        return sorted([*self._factories, *spelt])
+
+    def choices(self) -> str:
+        """The valid names for a message: a family over a registry as ``bbn_<backbone>``."""
+        names, registries = list(self._factories), {}
+        for prefix, members, member_names, _ in self._family_members():
+            if isinstance(members, Registry):
+                names.append(f"{prefix}<{members.kind}>")
+                registries[members.kind] = member_names
+            else:
+                names += [prefix + member for member in member_names]
+        where = "".join(f"; <{kind}> is one of: {', '.join(members)}" for kind, members in registries.items())
+        return ", ".join(sorted(names)) + where
+
+    def get(self, name: str) -> Factory:
+        found = [self._factories[name]] if name in self._factories else []
+        found += [functools.partial(factory, name[len(prefix):])
+                  for prefix, _, members, factory in self._family_members()
+                  if name.startswith(prefix) and name[len(prefix):] in members]
+        if len(found) > 1:
+            raise KeyError(f"{self.kind} {name!r} is registered twice (by name and by a family)")
+        if not found:
+            raise ConfigError(f"unknown {self.kind} {name!r}; choose one of: {self.choices()}")
+        return found[0]
 
     def build(self, spec: str | Mapping[str, Any], **context: Any) -> Any:
         """Build from ``"name"`` or ``{"name": ..., **options}``.
@@ -56,7 +104,7 @@ class Registry:
             options = dict(spec)
             if "name" not in options:
                 raise ConfigError(f"a {self.kind} spec needs a 'name' key (one of: "
-                                  f"{', '.join(self.names())}), got {dict(spec)}")
+                                  f"{self.choices()}), got {dict(spec)}")
             name = options.pop("name")
         else:
             raise ConfigError(f"a {self.kind} is given by its name or a mapping with a 'name' key, "

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.checkpoint import write_json, write_text
+from ..io import write_json, write_text
 
 
 def pyplot():

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..engine.checkpoint import write_json, write_text
-from ..engine.records import LAST
+from ..checkpoints import LAST
 from ..errors import RunExists
+from ..io import write_json, write_text
 
 MANNERS: dict[str, dict] = {
     "CE": {"loss": "ce", "sampler": "uniform"},

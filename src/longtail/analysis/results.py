@@ -10,12 +10,13 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from ..checkpoints import LAST, load_checkpoint
 from ..config import load_config
-from ..engine.checkpoint import load_checkpoint, write_atomically, write_json
 from ..engine.distributed import setup
 from ..engine.experiment import build_experiment, predict
 from ..engine.metrics import classification_report
 from ..errors import CheckpointError, NotFound, RunExists
+from ..io import write_atomically, write_json
 from ..models.pretrained import WEIGHTS_FILE, export_inference_weights, inference_module, verified_weights
 
 RECORDED = ("config.yaml", "command.txt", "commit.txt", "metrics.jsonl", "eval.json", "summary.json", "train.log",
@@ -40,9 +41,9 @@ def record(run_dir: Path, destination: Path, force: bool = False, data_root: str
     if not (run_dir / "eval.json").exists():
         raise NotFound(f"{run_dir} has no eval.json: the run has not finished; finish it with "
                        f"`longtail train {run_dir} --resume` first")
-    checkpoint = run_dir / "checkpoints" / "last.pt"
+    checkpoint = run_dir / LAST
     if not checkpoint.exists():
-        raise NotFound(f"{run_dir} has no checkpoints/last.pt to take the weights from")
+        raise NotFound(f"{run_dir} has no {LAST} to take the weights from")
     state = load_checkpoint(checkpoint)
     epochs = OmegaConf.create(state["config"]).train.epochs
     if state["epoch"] != epochs:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from ..engine.checkpoint import write_text
 from ..errors import ConfigError
+from ..io import write_text
 from .paper_numbers import PAPER, paper_top1
 
 TABLE_BEGIN = "<!-- results-table: written by `longtail results-table --readme README.md` from results/ -->"

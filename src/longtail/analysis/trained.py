@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from ..checkpoints import checkpoint_file, load_checkpoint
 from ..config import load_config
 from ..engine import Experiment, build_experiment, predict
-from ..engine.checkpoint import load_checkpoint
 from ..engine.distributed import setup
 from ..errors import ConfigError, NotFound
 
@@ -47,7 +47,7 @@ def read_weights(target: Path) -> tuple[DictConfig, dict[str, torch.Tensor], int
     """``(config, method state dict, epochs done)`` of a run directory (``config.yaml`` and
     ``checkpoints/last.pt``) or of a checkpoint file (its own config): the one place the
     analyses read trained weights."""
-    checkpoint = target / "checkpoints" / "last.pt" if target.is_dir() else target
+    checkpoint = checkpoint_file(target)
     if not checkpoint.exists():
         raise NotFound(f"no checkpoint at {checkpoint}; give a run directory or a .pt file")
     state = load_checkpoint(checkpoint)

@@ -2,8 +2,8 @@
 
 A source gives two :class:`ImageSet` splits (train, test) and the class names. Small
 datasets (CIFAR, digits, ``.npz``) live in memory as uint8 arrays so that augmentation can run
-batched; large ones (ImageNet-LT, Places-LT, iNaturalist, image folders) are lists of files
-decoded on demand.
+batched; large ones (image folders, file lists, and the benchmarks of :mod:`.benchmark_sets`)
+are lists of files decoded on demand.
 
 In-memory images are uint8 ``(N, H, W, 3)``. Grayscale arrays (``(N, H, W)`` or
 ``(N, H, W, 1)``) are repeated into three equal channels when loaded, as PIL's
@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
+from torchvision.transforms.v2.functional import pil_to_tensor
 
 from ..errors import DataError, DatasetNotFound
 from ..registry import Registry
@@ -91,19 +93,11 @@ class ImageSet:
             return ImageSet(self.targets[indices], images=self.images[indices])
         return ImageSet(self.targets[indices], paths=[self.paths[i] for i in indices])
 
-    def load(self, index: int) -> Image.Image:
-        """Image ``index`` as an RGB PIL image."""
+    def load(self, index: int) -> torch.Tensor:
+        """Image ``index`` as a uint8 ``(3, H, W)`` RGB tensor."""
         if self.images is not None:
-            return Image.fromarray(self.images[index])
-        path = self.paths[index]
-        try:
-            with Image.open(path) as image:
-                return image.convert("RGB")
-        except _UNREADABLE as error:
-            raise DataError(
-                f"cannot read image {path!r} ({error}); remove it from the file list or "
-                "replace it with a readable image"
-            ) from error
+            return torch.from_numpy(self.images[index]).permute(2, 0, 1)
+        return read_image(self.paths[index])
 
     def check_readable(self, split: str, threads: int = 1) -> None:
         """Raise :class:`DataError` naming the files of this split that cannot be decoded
@@ -121,9 +115,42 @@ class ImageSet:
             )
 
 
+try:  # TorchCodec: libjpeg-turbo decoding, the successor of torchvision.io's
+    from torchcodec.decoders import decode_image
+except (ImportError, OSError, RuntimeError):  # not installed, or built for another torch
+    decode_image = None
+
+
+def read_image(path: str) -> torch.Tensor:
+    """An image file as a uint8 ``(3, H, W)`` RGB tensor.
+
+    TorchCodec decodes JPEG, PNG, WebP and GIF (grayscale and CMYK included) about 1.4 times as
+    fast as PIL (``benchmarks/decode.py``); PIL reads the other formats, does all the work where
+    TorchCodec is missing, and its error names a file that neither can read.
+    """
+    if decode_image is not None:
+        try:
+            image = decode_image(path, mode="RGB")
+            return image[0] if image.ndim == 4 else image  # an animation: its first frame
+        except (RuntimeError, ValueError, OSError):
+            pass  # a format TorchCodec does not read, or a broken file: PIL decides which
+    try:
+        with Image.open(path) as image:
+            return pil_to_tensor(image.convert("RGB"))
+    except _UNREADABLE as error:
+        raise DataError(
+            f"cannot read image {path!r} ({error}); remove it from the file list or "
+            "replace it with a readable image"
+        ) from error
+
+
 @dataclass
 class DataSource:
-    """A dataset: train and test splits, class names and normalisation statistics."""
+    """A dataset: train and test splits, class names and normalisation statistics.
+
+    Every class needs training images unless ``allow_empty_classes`` (a benchmark's fixed class
+    list read from a partial download, which :mod:`.benchmark_sets` has already reported).
+    """
 
     name: str
     train: ImageSet
@@ -133,6 +160,7 @@ class DataSource:
     std: tuple[float, float, float] = CIFAR_STD
     image_size: int = 32
     info: dict = field(default_factory=dict)
+    allow_empty_classes: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -150,7 +178,7 @@ class DataSource:
                     f"{self.num_classes} classes, so fix the labels or the class list"
                 )
         empty = np.flatnonzero(np.bincount(self.train.targets, minlength=self.num_classes) == 0)
-        if len(empty):
+        if len(empty) and not self.allow_empty_classes:
             names = ", ".join(repr(self.classes[i]) for i in empty[:3]) + (", ..." if len(empty) > 3 else "")
             raise DataError(
                 f"{self.name}: {len(empty)} of the {self.num_classes} classes have no training image "
@@ -383,54 +411,46 @@ def imagefolder(path: str, train_dir: str = "train", test_dir: str = "val", imag
     return DataSource(str(base), *sets, train.classes, IMAGENET_MEAN, IMAGENET_STD, image_size)
 
 
-def _read_list(list_file: Path, image_root: Path) -> ImageSet:
-    paths, targets = [], []
+def read_list(list_file: Path, image_root: Path) -> tuple[ImageSet, dict[int, str]]:
+    """A split file of ``relative/path.jpg LABEL`` lines (paths may hold spaces), and a name for
+    each label: the folder of its first image (e.g. ImageNet's ``n01440764``)."""
+    paths, targets, names = [], [], {}
     for number, line in enumerate(list_file.read_text().splitlines(), 1):
         if not line.strip():
             continue
-        parts = line.split()
+        parts = line.rsplit(maxsplit=1)
         if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
             raise DataError(f"{list_file}:{number}: expected 'relative/path.jpg LABEL', got {line!r}; "
                             "fix that line")
         paths.append(str(image_root / parts[0]))
         targets.append(int(parts[1]))
-    return ImageSet(targets, paths=paths)
+        names.setdefault(targets[-1], Path(parts[0]).parent.name)
+    return ImageSet(targets, paths=paths), names
+
+
+def class_names(num_classes: int, *names: dict[int, str]) -> list[str]:
+    """One name per label, from the first mapping that names it, else the label itself."""
+    return [next((n[i] for n in names if n.get(i)), str(i)) for i in range(num_classes)]
 
 
 @SOURCES.register("filelist")
 def filelist(root: str | None, train_list: str, test_list: str, num_classes: int | None = None,
-             image_size: int = 224, name: str = "filelist") -> DataSource:
-    """Images listed in text files of ``relative/path LABEL`` lines, relative to ``root``."""
+             image_size: int = 224, name: str = "filelist", image_root: str | None = None) -> DataSource:
+    """Images listed in text files of ``relative/path LABEL`` lines.
+
+    The lists are looked up in ``root`` (unless absolute); the image paths in them are relative
+    to ``image_root`` (default: ``root``).
+    """
     base = resolve_root(root)
-    lists = []
+    images = Path(image_root).expanduser() if image_root else base
+    sets, names = [], []
     for list_name in (train_list, test_list):
         list_path = Path(list_name) if Path(list_name).is_absolute() else base / list_name
-        lists.append(_read_list(_require(
+        split, split_names = read_list(_require(
             list_path, f"{name} file list",
-            f"Put the {name} images and {list_name} under data.root (or --data-root / LONGTAIL_DATA).",
-        ), base))
-    count = num_classes or _label_count(lists[0])
-    return DataSource(name, *lists, [str(i) for i in range(count)], IMAGENET_MEAN, IMAGENET_STD, image_size)
-
-
-# The large benchmarks of both papers, with the file lists the community distributes.
-_BENCHMARKS = {
-    "imagenet_lt": ("ImageNet_LT_train.txt", "ImageNet_LT_test.txt", 1000),
-    "places_lt": ("Places_LT_train.txt", "Places_LT_test.txt", 365),
-    "inat2017": ("iNaturalist17_train.txt", "iNaturalist17_val.txt", 5089),
-    "inat2018": ("iNaturalist18_train.txt", "iNaturalist18_val.txt", 8142),
-}
-
-
-def _benchmark_factory(name: str):
-    train_list, test_list, num_classes = _BENCHMARKS[name]
-
-    def build(root: str | None = None, image_size: int = 224) -> DataSource:
-        return filelist(root, train_list, test_list, num_classes, image_size, name)
-
-    build.__doc__ = f"{name}: {num_classes} classes listed in {train_list} / {test_list} under root."
-    return build
-
-
-for _name in _BENCHMARKS:
-    SOURCES.register(_name)(_benchmark_factory(_name))
+            f"Put {list_name} under data.root (or --data-root / LONGTAIL_DATA).",
+        ), images)
+        sets.append(split)
+        names.append(split_names)
+    count = num_classes or _label_count(sets[0])
+    return DataSource(name, *sets, class_names(count, *names), IMAGENET_MEAN, IMAGENET_STD, image_size)

@@ -3,16 +3,19 @@
 A :class:`Batch` holds one tensor per view and the labels. In-memory data whose views all
 have a batched form goes through :class:`InMemoryStream` (gather + batched augmentation in
 the training process); everything else through a :class:`~torch.utils.data.DataLoader` with
-worker processes running the per-image pipelines.
+worker processes decoding the files and running the per-image pipelines.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler, get_worker_info
 
 from ..epochs import EpochDependent
 from .samplers import epoch_generator
@@ -48,17 +51,21 @@ class _EpochStream:
 
 
 class InMemoryStream(_EpochStream):
-    """Batches gathered from uint8 images in memory and augmented as whole batches."""
+    """Batches gathered from uint8 images in memory and augmented as whole batches.
+
+    The augmentation draws follow (seed, stream, epoch), and the DDP ``rank``: each rank draws
+    its own, rank 0 those of a single process.
+    """
 
     def __init__(self, images: ImageSet, sampler: Sampler[int] | None, batch_size: int,
-                 views: Sequence[Pipeline], drop_last: bool, seed: int, stream: int) -> None:
+                 views: Sequence[Pipeline], drop_last: bool, seed: int, stream: int, rank: int = 0) -> None:
         self.images = torch.from_numpy(images.images)
         self.targets = torch.from_numpy(images.targets)
         self.sampler = sampler
         self.batch_size = batch_size
         self.views = [view.batched for view in views]
         self.drop_last = drop_last
-        self.seed, self.stream, self.epoch = seed, stream, 0
+        self.seed, self.stream, self.rank, self.epoch = seed, stream, rank, 0
 
     def __len__(self) -> int:
         n = len(self.sampler) if self.sampler is not None else len(self.targets)
@@ -67,22 +74,76 @@ class InMemoryStream(_EpochStream):
     def __iter__(self) -> Iterator[Batch]:
         order = torch.arange(len(self.targets)) if self.sampler is None else torch.tensor(list(self.sampler))
         generator = epoch_generator(self.seed, self.epoch, 1000 + self.stream)
+        if self.rank:
+            generator.manual_seed(sample_seed(self.seed, self.stream, self.rank, self.epoch))
         for b in range(len(self)):
             index = order[b * self.batch_size : (b + 1) * self.batch_size]
             images = self.images[index]
             yield Batch([view(images, generator) for view in self.views], self.targets[index])
 
 
+@dataclass(frozen=True)
+class LoaderSettings:
+    """How a :class:`~torch.utils.data.DataLoader` runs the per-image pipelines (``train.*``)."""
+
+    num_workers: int = 2
+    prefetch_factor: int = 2  # batches each worker prepares ahead
+    persistent_workers: bool = True  # keep the workers from one epoch to the next
+    pin_memory: bool = False  # page-locked batches, for asynchronous copies to a GPU
+
+
+def sample_seed(*key: int) -> int:
+    """A 64-bit seed determined by ``key`` alone (e.g. seed, stream, rank, epoch, position)."""
+    return int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0])
+
+
+@contextmanager
+def seeded(seed: int, restore: bool) -> Iterator[None]:
+    """Seed torch's CPU generator, ``random`` and NumPy (torchvision draws from the first, timm
+    from the other two); with ``restore`` give back their previous states afterwards."""
+    saved = (torch.default_generator.get_state(), random.getstate(), np.random.get_state()) if restore else None
+    torch.default_generator.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            torch.default_generator.set_state(saved[0])
+            random.setstate(saved[1])
+            np.random.set_state(saved[2])
+
+
+class _KeyedBatches(Sampler[list[tuple[int, int, int]]]):
+    """Batches of ``(epoch, position in the epoch, image index)`` keys: the worker that loads a
+    sample seeds its augmentation from the key, whichever worker it is and however long it has run."""
+
+    def __init__(self, batches: BatchSampler, stream: _EpochStream) -> None:
+        self.batches, self.stream = batches, stream
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
+        position = 0
+        for batch in self.batches:
+            yield [(self.stream.epoch, position + i, index) for i, index in enumerate(batch)]
+            position += len(batch)
+
+
 class _ViewDataset(Dataset):
-    def __init__(self, images: ImageSet, views: Sequence[Pipeline]) -> None:
-        self.images, self.views = images, [view.per_image for view in views]
+    def __init__(self, images: ImageSet, views: Sequence[Pipeline], seed: tuple[int, ...]) -> None:
+        self.images, self.views, self.seed = images, [view.per_image for view in views], seed
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int):
-        image = self.images.load(index)
-        return [view(image) for view in self.views], int(self.images.targets[index])
+    def __getitem__(self, key: tuple[int, int, int]):
+        epoch, position, index = key
+        # In the training process (no workers) the training step's random state is kept.
+        with seeded(sample_seed(*self.seed, epoch, position), restore=get_worker_info() is None):
+            image = self.images.load(index)
+            return [view(image) for view in self.views], int(self.images.targets[index])
 
 
 def _one_thread(_: int) -> None:
@@ -90,40 +151,41 @@ def _one_thread(_: int) -> None:
 
 
 class LoaderStream(_EpochStream):
-    """Per-image pipelines in DataLoader workers, whose seeds derive from (seed, epoch).
+    """Per-image pipelines in DataLoader workers.
 
-    With ``num_workers=0`` the pipelines draw from the global RNG, which the trainer reseeds
-    from (seed, epoch) at the start of every epoch.
+    Each sample's augmentation is seeded from (seed, stream, rank, epoch, its position in the
+    epoch), so the batches are the same with any number of workers, with persistent workers,
+    and after ``--resume``. One DataLoader serves every epoch, so persistent workers start once.
     """
 
     def __init__(self, images: ImageSet, sampler: Sampler[int] | None, batch_size: int,
                  views: Sequence[Pipeline], drop_last: bool, seed: int, stream: int,
-                 num_workers: int, pin_memory: bool) -> None:
-        self.dataset = _ViewDataset(images, views)
-        self.sampler = sampler if sampler is not None else SequentialSampler(self.dataset)
-        self.batches = BatchSampler(self.sampler, batch_size, drop_last)
-        self.num_workers, self.pin_memory = num_workers, pin_memory
-        self.seed, self.stream, self.epoch = seed, stream, 0
+                 loader: LoaderSettings, rank: int = 0) -> None:
+        dataset = _ViewDataset(images, views, (seed, stream, rank))
+        self.sampler = sampler if sampler is not None else SequentialSampler(dataset)
+        self.epoch = 0
+        self.batches = _KeyedBatches(BatchSampler(self.sampler, batch_size, drop_last), self)
+        workers = loader.num_workers > 0
+        self.loader = DataLoader(
+            dataset, batch_sampler=self.batches, num_workers=loader.num_workers,
+            pin_memory=loader.pin_memory, worker_init_fn=_one_thread,
+            prefetch_factor=loader.prefetch_factor if workers else None,
+            persistent_workers=loader.persistent_workers and workers,
+            generator=torch.Generator(),  # the workers' base seed, unused, is not drawn from torch's
+        )
 
     def __len__(self) -> int:
         return len(self.batches)
 
     def __iter__(self) -> Iterator[Batch]:
-        loader = DataLoader(
-            self.dataset, batch_sampler=self.batches, num_workers=self.num_workers,
-            pin_memory=self.pin_memory, worker_init_fn=_one_thread,
-            generator=epoch_generator(self.seed, self.epoch, 2000 + self.stream),
-            persistent_workers=False,
-        )
-        for views, targets in loader:
+        for views, targets in self.loader:
             yield Batch(list(views), targets)
 
 
 def make_stream(images: ImageSet, sampler: Sampler[int] | None, batch_size: int,
                 views: Sequence[Pipeline], *, drop_last: bool, seed: int = 0, stream: int = 0,
-                num_workers: int = 2, pin_memory: bool = False) -> InMemoryStream | LoaderStream:
+                rank: int = 0, loader: LoaderSettings = LoaderSettings()) -> InMemoryStream | LoaderStream:
     """The fastest stream that can run these views on this data."""
     if images.in_memory and all(view.batched is not None for view in views):
-        return InMemoryStream(images, sampler, batch_size, views, drop_last, seed, stream)
-    return LoaderStream(images, sampler, batch_size, views, drop_last, seed, stream,
-                        num_workers, pin_memory)
+        return InMemoryStream(images, sampler, batch_size, views, drop_last, seed, stream, rank)
+    return LoaderStream(images, sampler, batch_size, views, drop_last, seed, stream, loader, rank)

@@ -1,15 +1,18 @@
 """Named augmentation pipelines.
 
-Each :class:`Pipeline` has a per-image form (torchvision transforms on a PIL image, run in
-DataLoader workers) and, where one exists, a batched form on uint8 tensors that runs in the
-training process (:mod:`.batch_transforms`). The CIFAR pipelines have batched forms: the crop +
-flip costs ~20 µs an image instead of ~70 µs of PIL work, and no worker processes compete with
-the model for the CPU.
+Each :class:`Pipeline` has a per-image form (torchvision v2 transforms on one decoded image, run
+in DataLoader workers) and, where one exists, a batched form on uint8 tensors that runs in the
+training process (:mod:`.batch_transforms`). The per-image forms take a uint8 ``(3, H, W)``
+tensor (what :meth:`~.sources.ImageSet.load` gives) or a PIL image: crops and flips run on
+tensors (faster than PIL's, ``benchmarks/decode.py``), and the pipelines whose later steps are
+PIL operations (colour, blur, timm's RandAugment) turn the crop into a PIL image first. The
+CIFAR pipelines have batched forms: the crop + flip costs ~20 µs an image instead of ~70 µs of
+PIL work, and no worker processes compete with the model for the CPU.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -20,6 +23,7 @@ from torchvision.transforms import v2
 from ..registry import ConfigError, Registry
 from . import batch_transforms as batch
 from .paco_autoaugment import PaCoAutoAugment, PILPaCoAutoAugment
+from .sources import IMAGENET_MEAN
 
 TRANSFORMS = Registry("transform")
 
@@ -29,7 +33,8 @@ Batched = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 @dataclass
 class Pipeline:
-    """``per_image(PIL) -> (C, H, W)`` float; ``batched(uint8 (B, H, W, C), gen) -> (B, C, H, W)``."""
+    """``per_image(uint8 (3, H, W) tensor or PIL) -> (C, H, W)`` float;
+    ``batched(uint8 (B, H, W, C), gen) -> (B, C, H, W)``."""
 
     per_image: PerImage
     batched: Batched | None = None
@@ -58,15 +63,15 @@ class OneImage:
 
 
 class FitSize:
-    """Resize (short side) and centre-crop a PIL image to ``size`` x ``size`` unless it is that
+    """Resize (short side) and centre-crop an image to ``size`` x ``size`` unless it is that
     already: the CIFAR-style pipelines expect one image size, which image files need not have."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.fit = v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size)])
 
-    def __call__(self, image: Image.Image) -> Image.Image:
-        return image if image.size == (self.size, self.size) else self.fit(image)
+    def __call__(self, image: Image.Image | torch.Tensor) -> Image.Image | torch.Tensor:
+        return image if v2.functional.get_size(image) == [self.size, self.size] else self.fit(image)
 
 
 def _finish(mean, std) -> list:
@@ -114,6 +119,7 @@ def autoaugment_cutout(mean, std, image_size: int, cutout: int = 16,
         FitSize(image_size),
         v2.RandomCrop(image_size, padding=image_size // 8),
         v2.RandomHorizontalFlip(),
+        v2.ToPILImage(),  # both policies' per-image forms are PIL operations
         per_image,
         v2.PILToTensor(),
         v2.ToDtype(torch.float32, scale=True),
@@ -123,17 +129,21 @@ def autoaugment_cutout(mean, std, image_size: int, cutout: int = 16,
 
 
 @TRANSFORMS.register("simaugment")
-def simaugment(mean, std, image_size: int, min_scale: float = 0.2, blur: bool = True) -> Pipeline:
-    """SimCLR-style: resized crop, flip, colour jitter (p 0.8), grayscale (p 0.2), blur (p 0.5)."""
+def simaugment(mean, std, image_size: int, min_scale: float = 0.2, blur: bool = True,
+               jitter: Sequence[float] = (0.4, 0.4, 0.4, 0.1), jitter_p: float = 0.8) -> Pipeline:
+    """SimCLR-style: resized crop, flip, colour jitter (brightness, contrast, saturation, hue)
+    with probability ``jitter_p``, grayscale (p 0.2), blur (p 0.5). MoCo v2's jitter is the
+    default; PaCo's large-scale key view is ``jitter: [0.4, 0.4, 0.4, 0.0], jitter_p: 1.0``."""
     steps = [
         v2.RandomResizedCrop(image_size, scale=(min_scale, 1.0), antialias=True),
         v2.RandomHorizontalFlip(),
-        v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+        v2.ToPILImage(),  # PIL's colour operations and blur are the fast ones
+        v2.RandomApply([v2.ColorJitter(*jitter)], p=jitter_p),
         v2.RandomGrayscale(p=0.2),
     ]
     batched = [
         batch.RandomResizedCrop(image_size, scale=(min_scale, 1.0), flip=True),
-        batch.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8),
+        batch.ColorJitter(*jitter, p=jitter_p),
         batch.RandomGrayscale(p=0.2),
     ]
     if blur:
@@ -149,10 +159,37 @@ def randaugment(mean, std, image_size: int, num_ops: int = 2, magnitude: int = 1
     return Pipeline(v2.Compose([
         v2.RandomResizedCrop(image_size, scale=(min_scale, 1.0), antialias=True),
         v2.RandomHorizontalFlip(),
+        v2.ToPILImage(),  # RandAugment on the PIL image, as it ran before images came as tensors
         v2.RandAugment(num_ops=num_ops, magnitude=magnitude),
         *_finish(mean, std),
     ]), batch.BatchPipeline([batch.RandomResizedCrop(image_size, (min_scale, 1.0), flip=True),
                              batch.RandAugment(num_ops, magnitude)], mean, std))
+
+
+@TRANSFORMS.register("timm_randaugment")
+def timm_randaugment(mean, std, image_size: int, policy: str = "rand-n2-m10-mstd0.5",
+                     jitter: Sequence[float] = (0.4, 0.4, 0.4, 0.0), min_scale: float = 0.08,
+                     grayscale_blur: bool = False) -> Pipeline:
+    """PaCo's large-scale query view, as the authors' ``randcls`` augmentation: resized crop,
+    flip, colour jitter (always applied), then timm's RandAugment ``policy`` (by default two
+    of its 15 operations, SolarizeAdd among them, each applied with p 0.5 at a magnitude drawn
+    around 10 with std 0.5). timm's operations fill with the ImageNet mean and translate by up
+    to 45% of the image, with the authors' hyper-parameters. ``grayscale_blur`` adds grayscale
+    (p 0.2) and blur (p 0.5) before RandAugment (their ``randclsstack``). Per image only."""
+    from timm.data.auto_augment import rand_augment_transform
+
+    fill = tuple(min(255, round(255 * m)) for m in IMAGENET_MEAN)  # the authors' img_mean, any dataset
+    hparams = {"translate_const": int(image_size * 0.45), "img_mean": fill}
+    stack = [v2.RandomGrayscale(p=0.2), v2.RandomApply([PILGaussianBlur((0.1, 2.0))], p=0.5)]
+    return Pipeline(v2.Compose([
+        v2.RandomResizedCrop(image_size, scale=(min_scale, 1.0), antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.ToPILImage(),  # timm's operations work on PIL images
+        v2.ColorJitter(*jitter),
+        *(stack if grayscale_blur else []),
+        rand_augment_transform(policy, hparams),
+        *_finish(mean, std),
+    ]))
 
 
 @TRANSFORMS.register("resized_crop_flip")

@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from ..config import plain
 from ..data import SAMPLERS, SOURCES, TRANSFORMS, DataSource, ImageSet, longtailed_indices, make_stream
+from ..data.streams import LoaderSettings
 from ..methods import METHODS, Method
 from ..registry import ConfigError
 
@@ -48,18 +49,27 @@ class Experiment:
             streams[name] = make_stream(
                 self.train, sampler, config.train.batch_size // world_size,
                 [self.transform(view) for view in spec.views], drop_last=True,
-                seed=config.seed + 104_729 * rank, stream=index, num_workers=config.train.num_workers,
-                pin_memory=pin_memory,
+                seed=config.seed, stream=index, rank=rank, loader=self.loader_settings(pin_memory),
             )
         return streams
+
+    def loader_settings(self, pin_memory: bool = False, persistent_workers: bool | None = None) -> LoaderSettings:
+        """``train``'s DataLoader settings; ``pin_memory`` applies where the config leaves it unset."""
+        train = self.config.train
+        return LoaderSettings(
+            train.num_workers, train.prefetch_factor,
+            train.persistent_workers if persistent_workers is None else persistent_workers,
+            pin_memory if train.pin_memory is None else train.pin_memory,
+        )
 
     def test_stream(self, batch_size: int = 500):
         return self.unaugmented_stream(self.test, batch_size)
 
     def unaugmented_stream(self, images: ImageSet, batch_size: int = 500):
         """Every image of ``images`` once, in order, through the test transform."""
+        # Evaluation runs now and then: its workers need not wait, idle, between evaluations.
         return make_stream(images, None, batch_size, [self.transform(self.config.data.test_transform)],
-                           drop_last=False, num_workers=self.config.train.num_workers)
+                           drop_last=False, loader=self.loader_settings(persistent_workers=False))
 
 
 def build_experiment(config: DictConfig) -> Experiment:

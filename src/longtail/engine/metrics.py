@@ -8,6 +8,7 @@ import torch
 from ..data.longtail import shot_groups
 
 GROUPS = ("many", "medium", "few")
+DENSE_CONFUSION_CLASSES = 1000  # beyond this, reports list the confusion as [true, predicted, count]
 
 
 def reliability_bins(probabilities: torch.Tensor, targets: torch.Tensor,
@@ -31,18 +32,22 @@ def expected_calibration_error(probabilities: torch.Tensor, targets: torch.Tenso
 
 def classification_report(logits: torch.Tensor, targets: torch.Tensor, train_counts: np.ndarray,
                           many_threshold: int = 100, few_threshold: int = 20) -> dict:
-    """Top-1/top-5, many/medium/few, per-class accuracy, confusion matrix and ECE (percent).
+    """Top-1/top-5, many/medium/few, per-class accuracy, confusion and ECE (percent).
 
     Each group's figure is the mean of its classes' accuracies; a group with no classes is
-    reported as ``None``.
+    reported as ``None``. The confusion is the full matrix (``confusion[true][predicted]``) up
+    to ``DENSE_CONFUSION_CLASSES`` classes, else ``confusion_pairs``: ``[true, predicted,
+    count]`` for every pair that occurs.
     """
     logits, targets = logits.float(), targets.long()
     num_classes = logits.shape[1]
     predicted = logits.argmax(1)
     top5 = logits.topk(min(5, num_classes), 1).indices.eq(targets[:, None]).any(1)
-    confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
-    confusion.index_put_((targets, predicted), torch.ones_like(targets), accumulate=True)
-    per_class = confusion.diag().double() / confusion.sum(1).clamp(min=1).double()
+    # (true, predicted) pairs that occur, with their counts: never a dense C x C matrix, which
+    # for iNaturalist 2018's 8,142 classes would be 66 million entries.
+    pairs, pair_counts = torch.unique(targets * num_classes + predicted, return_counts=True)
+    correct = torch.bincount(targets[predicted == targets], minlength=num_classes)
+    per_class = correct.double() / torch.bincount(targets, minlength=num_classes).clamp(min=1).double()
     groups = shot_groups(train_counts, many_threshold, few_threshold)
     report = {
         "top1": 100 * (predicted == targets).double().mean().item(),
@@ -58,7 +63,12 @@ def classification_report(logits: torch.Tensor, targets: torch.Tensor, train_cou
     report["per_class"] = (100 * per_class).tolist()
     report["train_counts"] = [int(n) for n in train_counts]
     report["many_threshold"], report["few_threshold"] = many_threshold, few_threshold
-    report["confusion"] = confusion.tolist()
+    if num_classes <= DENSE_CONFUSION_CLASSES:
+        confusion = torch.zeros(num_classes * num_classes, dtype=torch.long)
+        confusion[pairs] = pair_counts
+        report["confusion"] = confusion.view(num_classes, num_classes).tolist()
+    else:
+        report["confusion_pairs"] = torch.stack([pairs // num_classes, pairs % num_classes, pair_counts], 1).tolist()
     return report
 
 

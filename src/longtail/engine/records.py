@@ -17,13 +17,13 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from ..checkpoints import LAST
 from ..config import load_config, plain
 from ..data import SOURCES
 from ..errors import CheckpointError, NotFound, RunExists
-from .checkpoint import TMP_SUFFIX, write_json
+from ..io import TMP_SUFFIX, write_json, write_text
 
 RECORDS = ("config.yaml", "command.txt", "commit.txt", "metrics.jsonl", "eval.json", "summary.json")
-LAST = Path("checkpoints") / "last.pt"
 NO_RECORD = "no run record"
 
 
@@ -86,6 +86,14 @@ def remove_stale_temporaries(run_dir: Path) -> list[Path]:
     for path in stale:
         path.unlink()
     return stale
+
+
+def drop_epochs_after(path: Path, epoch: int) -> None:
+    """Keep the lines of a JSON-lines log whose ``epoch`` is at most ``epoch`` (resuming from
+    that epoch's checkpoint: what was logged after it is logged again)."""
+    if path.exists():
+        kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["epoch"] <= epoch]
+        write_text(path, "".join(line + "\n" for line in kept))
 
 
 def interrupted_message(run_dir: Path, saved_epochs: int, epochs: int) -> str:

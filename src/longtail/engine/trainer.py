@@ -31,28 +31,20 @@ from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from ..checkpoints import LAST, load_checkpoint, load_weights, save_checkpoint, trained_by
 from ..data.samplers import epoch_generator
 from ..errors import ConfigError
+from ..io import DiskFull, write_json, write_text
 from ..methods import StepOutput
-from .checkpoint import (
-    DiskFull,
-    drop_epochs_after,
-    load_checkpoint,
-    load_weights,
-    save_checkpoint,
-    trained_by,
-    write_json,
-    write_text,
-)
 from .classifier_grads import GRAD_LOG, ClassifierGradLog
 from .distributed import Runtime, broadcast_from_main, restart_advice, setup, torchrun_job
 from .experiment import Experiment, autocast, build_experiment, predict
 from .lock import held_by_job, run_lock
 from .metrics import classification_report, format_report
 from .records import (
-    LAST,
     Interrupted,
     check_run_dir,
+    drop_epochs_after,
     interrupted_message,
     remove_stale_temporaries,
     saved_message,

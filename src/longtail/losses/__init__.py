@@ -3,11 +3,12 @@ need the training class counts take ``class_counts`` (supplied by the method, no
 Losses with per-class weights (:class:`WeightedLoss`) take a ``weights`` schedule from
 ``CLASS_WEIGHTS``, which the method advances through ``set_epoch`` (:mod:`longtail.epochs`)."""
 
-from ..registry import Registry
+from .classification import BalancedSoftmax, CrossEntropy
+from .focal import FocalLoss
+from .ldam import LDAMLoss
+from .logit_adjustment import LogitAdjustedLoss
+from .registry import LOSSES
+from .reweighting import CLASS_WEIGHTS, WeightedLoss
 
-LOSSES = Registry("loss")
-
-from . import classification, focal, ldam, logit_adjustment  # noqa: E402,F401
-from .reweighting import CLASS_WEIGHTS, WeightedLoss  # noqa: E402
-
-__all__ = ["CLASS_WEIGHTS", "LOSSES", "WeightedLoss"]
+__all__ = ["CLASS_WEIGHTS", "LOSSES", "BalancedSoftmax", "CrossEntropy", "FocalLoss", "LDAMLoss", "LogitAdjustedLoss",
+           "WeightedLoss"]

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import LOSSES
+from .registry import LOSSES
 from .reweighting import WeightedLoss
 
 

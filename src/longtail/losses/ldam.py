@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import LOSSES
+from .registry import LOSSES
 from .reweighting import WeightedLoss
 
 

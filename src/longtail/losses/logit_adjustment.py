@@ -8,8 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import LOSSES
 from .classification import log_prior
+from .registry import LOSSES
 from .reweighting import WeightedLoss
 
 

@@ -1,11 +1,13 @@
 """Methods by name: compositions of a model, streams, a loss and schedules."""
 
-from ..registry import Registry
+from .base import METHODS, Method, StepOutput, StreamSpec
+from .bbn import BBN
+from .contrastive import ContrastiveMethod
+from .mixup import Mixup
+from .multitask import MultiTask
+from .paco import PaCo
+from .standard import Standard
+from .supcon import SupCon
 
-METHODS = Registry("method")
-
-# base first: paco imports the engine, whose experiment module imports Method from here.
-from .base import Method, StepOutput, StreamSpec  # noqa: E402,I001
-from . import bbn, mixup, paco, standard  # noqa: E402,F401
-
-__all__ = ["METHODS", "Method", "StepOutput", "StreamSpec"]
+__all__ = ["BBN", "METHODS", "ContrastiveMethod", "Method", "Mixup", "MultiTask", "PaCo", "StepOutput", "StreamSpec",
+           "Standard", "SupCon"]

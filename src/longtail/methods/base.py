@@ -17,6 +17,9 @@ from torch import nn
 from ..data.streams import Batch
 from ..epochs import EpochDependent
 from ..errors import ConfigError
+from ..registry import Registry
+
+METHODS = Registry("method")  # register a method class with @METHODS.register("name")
 
 
 @dataclass

@@ -19,8 +19,7 @@ from ..data.streams import Batch
 from ..losses import LOSSES
 from ..models import BilateralBranchNetwork, create
 from ..registry import ConfigError, Registry
-from . import METHODS
-from .base import Method, StepOutput, StreamSpec
+from .base import METHODS, Method, StepOutput, StreamSpec
 
 ADAPTORS = Registry("adaptor")
 

@@ -20,8 +20,7 @@ import torch
 from ..data.streams import Batch
 from ..errors import ConfigError
 from ..models import ImageClassifier
-from . import METHODS
-from .base import StepOutput, StreamSpec
+from .base import METHODS, StepOutput, StreamSpec
 from .standard import Standard
 
 

@@ -9,8 +9,7 @@ import numpy as np
 from ..data.streams import Batch
 from ..losses import LOSSES
 from ..models import create
-from . import METHODS
-from .base import Method, StepOutput, StreamSpec
+from .base import METHODS, Method, StepOutput, StreamSpec
 
 
 @METHODS.register("standard")

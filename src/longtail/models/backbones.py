@@ -1,4 +1,4 @@
-"""Feature extractors: the CIFAR ResNet-32 and torchvision ResNets, all split the same way.
+"""Feature extractors: the CIFAR ResNet-32 and torchvision ResNets/ResNeXts, all split the same way.
 
 Every backbone is ``trunk -> last_block -> global average pool``. BBN shares the trunk and
 gives each branch its own copy of ``last_block``; everything else uses the backbone whole.
@@ -136,7 +136,8 @@ def resnet56() -> FeatureExtractor:
 # --- torchvision ResNets (ImageNet-LT, Places-LT, iNaturalist) ------------------------------
 
 
-def _reset(module: nn.Module) -> None:
+def torchvision_init(module: nn.Module) -> None:
+    """torchvision's ResNet initialisation: Kaiming-normal (fan-out) convolutions, unit batch norm."""
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -145,32 +146,63 @@ def _reset(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def torchvision_resnet(arch: str, weights: str | None = None) -> FeatureExtractor:
-    """A torchvision ResNet without its fc layer; last block = layer4[-1].
+def pytorch_default_init(module: nn.Module) -> None:
+    """Every layer's own ``reset_parameters()``: what a ResNet written without an init loop gets
+    (BBN's ResNet-50: Kaiming-uniform with a = sqrt(5) convolutions, unit batch norm)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.BatchNorm2d):
+            m.reset_parameters()
 
-    ``weights`` names torchvision pretrained weights (e.g. ``"IMAGENET1K_V1"``, ``"DEFAULT"``),
-    downloaded into torchvision's cache on first use; ``None`` is a random initialisation.
-    """
+
+INITS = {"torchvision": torchvision_init, "pytorch": pytorch_default_init}
+
+# Built from torchvision's ResNet class: (block, layers, groups, width per group). The PaCo
+# authors' ResNeXt-101 32x4d (their models/resnet_imagenet.py) is this torchvision model with
+# groups 32 and width 4, which torchvision ships no builder or weights for.
+_ARCHITECTURES = {"resnext101_32x4d": (torchvision.models.resnet.Bottleneck, [3, 4, 23, 3], 32, 4)}
+
+
+def _torchvision_net(arch: str, weights: str | None) -> nn.Module:
+    if arch in _ARCHITECTURES:
+        if weights is not None:
+            raise ConfigError(f"backbone {arch} has no pretrained weights in torchvision; "
+                              "leave backbone_options.weights unset (random initialisation)")
+        block, layers, groups, width = _ARCHITECTURES[arch]
+        return torchvision.models.ResNet(block, layers, groups=groups, width_per_group=width)
     try:
-        net = getattr(torchvision.models, arch)(weights=weights)
+        return getattr(torchvision.models, arch)(weights=weights)
     except (ValueError, KeyError) as error:
         raise ConfigError(f"backbone {arch}: unknown weights {weights!r}; use a name of "
                           f"torchvision.models.get_model_weights({arch!r}), e.g. 'DEFAULT'") from error
+
+
+TORCHVISION_RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d",
+                       "resnext101_32x4d", "resnext101_32x8d")
+
+
+@BACKBONES.register_family("", TORCHVISION_RESNETS)
+def torchvision_resnet(arch: str, weights: str | None = None, init: str = "torchvision",
+                       freeze_trunk_convs: bool = False) -> FeatureExtractor:
+    """A torchvision ResNet or ResNeXt without its fc layer; last block = layer4[-1].
+
+    ``weights`` names torchvision pretrained weights (e.g. ``"IMAGENET1K_V1"``, ``"DEFAULT"``),
+    downloaded into torchvision's cache on first use; ``None`` is a random initialisation,
+    ``init``: ``torchvision`` (its Kaiming-normal fan-out) or ``pytorch`` (each layer's default,
+    as BBN's ResNet-50). ``init`` also initialises the copies of the last block that BBN makes.
+    ``freeze_trunk_convs`` leaves only the last block's convolutions trainable (batch norm
+    stays trainable everywhere), as the PaCo authors fine-tune on Places-LT.
+    """
+    if init not in INITS:
+        raise ConfigError(f"backbone {arch}: unknown init {init!r}; choose one of {', '.join(INITS)}")
+    net = _torchvision_net(arch, weights)
+    if weights is None and init != "torchvision":  # torchvision's constructor applied its own
+        INITS[init](net)
     trunk = nn.Sequential(
         net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3,
         net.layer4[:-1],
     )
-    return FeatureExtractor(trunk, net.layer4[-1], net.fc.in_features, _reset)
-
-
-def _torchvision_factory(arch: str) -> Callable[..., FeatureExtractor]:
-    def build(weights: str | None = None) -> FeatureExtractor:
-        return torchvision_resnet(arch, weights)
-
-    build.__doc__ = f"torchvision {arch} without its fc layer; ``weights``: pretrained weights name."
-    return build
-
-
-for _arch in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-              "resnext50_32x4d", "resnext101_32x8d"):
-    BACKBONES.register(_arch)(_torchvision_factory(_arch))
+    if freeze_trunk_convs:
+        for m in trunk.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight.requires_grad_(False)
+    return FeatureExtractor(trunk, net.layer4[-1], net.fc.in_features, INITS[init])

@@ -8,12 +8,11 @@ plain concatenation ``[f_c ; f_r]``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
 from .backbones import BACKBONES, FeatureExtractor, build_backbone
+from .registry import MODELS
 
 BRANCHES = ("conventional", "rebalancing")
 
@@ -44,14 +43,27 @@ class BilateralBranchNetwork(nn.Module):
         return self.mix(self._pool(self.conventional(features)), self._pool(self.rebalancing(features)), alpha)
 
 
-def _bbn_factory(backbone: str) -> Callable[..., BilateralBranchNetwork]:
-    def build(num_classes: int, backbone_options: dict | None = None) -> BilateralBranchNetwork:
-        return BilateralBranchNetwork(build_backbone(backbone, backbone_options), num_classes)
+class BranchFeatures(nn.Module):
+    """BBN's pooled representation: one branch's (trunk -> its block -> pool), or ``[f_c ; f_r]``
+    for both, the features its classifier reads at inference (α = 0.5). Shares the network's
+    parameters; the classifier is not part of it."""
 
-    build.__doc__ = f"BBN on {backbone}: shared trunk, two copies of its last block, one classifier."
-    return build
+    def __init__(self, network: BilateralBranchNetwork, branches: tuple[str, ...] = BRANCHES) -> None:
+        super().__init__()
+        unknown = [branch for branch in branches if branch not in BRANCHES]
+        if unknown or not branches:
+            raise ValueError(f"unknown branches {unknown}; choose from {', '.join(BRANCHES)}")
+        self.trunk = network.trunk
+        self.blocks = nn.ModuleDict({branch: getattr(network, branch) for branch in branches})
+        self._pool = network._pool
+        self.out_features = network.feature_dim * len(branches)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        shared = self.trunk(images)
+        return torch.cat([self._pool(block(shared)) for block in self.blocks.values()], 1)
 
 
-def register(models) -> None:
-    for backbone in BACKBONES.names():
-        models.register(f"bbn_{backbone}")(_bbn_factory(backbone))
+@MODELS.register_family("bbn_", BACKBONES)
+def bbn(backbone: str, num_classes: int, backbone_options: dict | None = None) -> BilateralBranchNetwork:
+    """``bbn_<backbone>``: shared trunk, two copies of the backbone's last block, one classifier."""
+    return BilateralBranchNetwork(build_backbone(backbone, backbone_options), num_classes)

@@ -7,8 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from ..registry import Registry
 
+# A head maps pooled features to logits. Builders pass in_features, num_classes and trained_head
+# (the classifier of a trained network in stage 2, else None) to the heads that name them.
 HEADS = Registry("head")
 
 
@@ -52,6 +55,16 @@ class ScaledHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features) * self.scales
+
+
+@HEADS.register("lws")
+def learnable_weight_scaling(num_classes: int, trained_head: nn.Module | None) -> ScaledHead:
+    """LWS (stage 2 only): the trained network's classifier, frozen, with a learnt scale per class."""
+    if trained_head is None:
+        raise ConfigError("head lws scales the classifier of a trained network, which reads all its features: "
+                          "use it in stage 2 with features: all, model: {name: frozen_features, run: STAGE1_RUN, "
+                          "head: lws}")
+    return ScaledHead(trained_head, num_classes)
 
 
 def tau_normalised(head: nn.Linear, tau: float) -> LinearHead:

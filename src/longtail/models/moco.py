@@ -25,6 +25,7 @@ from torch import nn
 from ..gather import gather_cat
 from .backbones import BACKBONES, FeatureExtractor, build_backbone
 from .classifier import ImageClassifier
+from .registry import MODELS
 
 
 class ProjectionHead(nn.Sequential):
@@ -156,17 +157,8 @@ class MoCo(nn.Module):
         )
 
 
-def _moco_factory(backbone: str) -> Callable[..., MoCo]:
-    def build(num_classes: int, dim: int = 128, queue_size: int = 8192, momentum: float = 0.999,
-              shuffle_bn: bool = True, backbone_options: dict | None = None) -> MoCo:
-        return MoCo(build_backbone(backbone, backbone_options), num_classes, dim, queue_size, momentum,
-                    shuffle_bn)
-
-    build.__doc__ = f"MoCo on {backbone}: classifier, projection head, key encoder, queue."
-    return build
-
-
-def register(models) -> None:
-    """Register ``moco_<backbone>`` for every registered backbone."""
-    for backbone in BACKBONES.names():
-        models.register(f"moco_{backbone}")(_moco_factory(backbone))
+@MODELS.register_family("moco_", BACKBONES)
+def moco(backbone: str, num_classes: int, dim: int = 128, queue_size: int = 8192, momentum: float = 0.999,
+         shuffle_bn: bool = True, backbone_options: dict | None = None) -> MoCo:
+    """``moco_<backbone>``: classifier, projection head, momentum key encoder and queue on a backbone."""
+    return MoCo(build_backbone(backbone, backbone_options), num_classes, dim, queue_size, momentum, shuffle_bn)

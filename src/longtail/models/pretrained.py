@@ -30,11 +30,13 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save
 from torch import nn
 
+from ..checkpoints import model_weights
 from ..config import load_config, plain
 from ..data import SOURCES, TRANSFORMS
 from ..errors import CheckpointError, NotFound
-from . import create
+from ..io import write_atomically
 from .moco import MoCo
+from .registry import create
 
 WEIGHTS_FILE = "model.safetensors"
 METADATA_KEY = "longtail"  # JSON: num_classes, image_size, mean, std, epoch
@@ -62,14 +64,10 @@ def export_inference_weights(checkpoint: dict[str, Any], path: Path, data_root: 
     The run's data source is opened (``data_root`` or the run's ``data.root``) for the number of
     classes, the image size and the normalisation statistics the weights go with.
     """
-    from ..engine.checkpoint import write_atomically  # the engine imports models
-
     config = OmegaConf.create(checkpoint["config"])
     source = SOURCES.build(plain(config.data.source), root=data_root or config.data.root)
     model = build_model(plain(config.model), source.num_classes)
-    prefix = "model."
-    model.load_state_dict({key.removeprefix(prefix): value for key, value in checkpoint["method"].items()
-                           if key.startswith(prefix)})
+    model.load_state_dict(model_weights(checkpoint))
     tensors = {key: value.contiguous() for key, value in inference_module(model).state_dict().items()}
     data = {"num_classes": source.num_classes, "image_size": source.image_size, "mean": list(source.mean),
             "std": list(source.std), "epoch": checkpoint["epoch"]}
@@ -79,6 +77,11 @@ def export_inference_weights(checkpoint: dict[str, Any], path: Path, data_root: 
     content = save(tensors, metadata)
     write_atomically(path, lambda tmp: tmp.write_bytes(content))
     return hashlib.sha256(content).hexdigest()
+
+
+def is_results_folder(path: Path) -> bool:
+    """Whether ``path`` is a results folder (shipped weights, no checkpoints) rather than a run."""
+    return (path / WEIGHTS_FILE).exists() and not (path / "checkpoints").exists()
 
 
 def recorded_folder(name: str | Path, root: str | Path | None = None) -> Path:
@@ -117,14 +120,18 @@ def _recorded(name: str | Path, root: str | Path | None) -> tuple[Path, DictConf
     return folder, load_config(folder / "config.yaml"), json.loads(metadata[METADATA_KEY])
 
 
+def recorded_num_classes(name: str | Path, root: str | Path | None = None) -> int:
+    """The number of classes the recorded run's model predicts."""
+    return _recorded(name, root)[2]["num_classes"]
+
+
 def load_pretrained(name: str | Path, root: str | Path | None = None,
                     device: str | torch.device = "cpu") -> nn.Module:
     """The model of a recorded run, checksum verified, in eval mode on ``device``: it maps
     normalised images (see :func:`pretrained_transform`) to logits.
 
     ``name``: ``"DATASET/NAME"`` under ``root`` (default: this checkout's ``results/``), or the
-    path of a results folder. A stage-2 model built on another run (``frozen_features``,
-    ``lws``) needs that run's checkpoint as well.
+    path of a results folder. A stage-2 model (``frozen_features``) needs its stage-1 run as well.
     """
     folder, config, metadata = _recorded(name, root)
     model = inference_module(build_model(plain(config.model), metadata["num_classes"]))

@@ -1,11 +1,20 @@
-"""Stage 2 of decoupled training: the frozen features of a stage-1 run and a new classifier,
-and the post-hoc corrections of a trained classifier (tau-normalisation, logit adjustment).
+"""Stage 2 of decoupled training: the frozen features of a trained network and a classifier
+trained on them, and the post-hoc corrections of a trained classifier (tau-normalisation, logit
+adjustment).
 
-``model: {name: frozen_features, run: RUN_DIR}`` re-initialises the classifier (cRT);
-``model: {name: lws, run: RUN_DIR}`` keeps the stage-1 classifier and learns one scale per
-class (LWS). Either trains with any method, loss and sampler, e.g. the standard method with
-``sampler: class_balanced``. The features are bit-identical to stage 1's: the backbone has
-no trainable parameters and stays in eval mode, so batch-norm statistics never move.
+One model entry does every stage 2, whatever trained stage 1::
+
+    model: {name: frozen_features, run: STAGE1, features: all, head: linear}
+
+``run`` is a run directory (its ``checkpoints/last.pt``), a checkpoint file, or a results folder
+(``results/DATASET/NAME``, its shipped weights). ``features`` picks the representation:
+``all`` is what the stage-1 classifier reads (a classifier's backbone, MoCo's query backbone for
+SupCon's linear probe, ``[f_c ; f_r]`` for BBN); ``conventional`` or ``rebalancing`` is one BBN
+branch (trunk + that branch's block: BBN-CB and BBN-RB of BBN's Table 5). ``head`` is a new head
+(``linear``, ``cosine``: cRT) or ``lws``, the stage-1 classifier kept with one learnt scale per
+class (LWS). Any method, loss and sampler trains it, e.g. the standard method with
+``sampler: class_balanced``. The features are bit-identical to stage 1's: they have no trainable
+parameters and stay in eval mode, so batch-norm statistics never move.
 """
 
 from __future__ import annotations
@@ -17,18 +26,20 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from ..errors import ConfigError, NotFound
+from ..checkpoints import checkpoint_file, load_checkpoint, load_weights, model_weights, trained_by
+from ..errors import CheckpointError, ConfigError, NotFound
 from ..losses.classification import log_prior
-from . import MODELS, create
-from .backbones import FeatureExtractor
 from .classifier import ImageClassifier
-from .heads import HEADS, PriorAdjusted, ScaledHead, tau_normalised
+from .heads import HEADS, PriorAdjusted, tau_normalised
+from .parts import classifier_head, feature_network
+from .pretrained import build_model, is_results_folder, load_pretrained, recorded_num_classes
+from .registry import MODELS
 
 
 class FrozenFeatures(nn.Module):
-    """A feature extractor that is never trained: eval mode always, no gradients."""
+    """A feature network that is never trained: eval mode always, no gradients."""
 
-    def __init__(self, backbone: FeatureExtractor) -> None:
+    def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
         self.backbone = backbone.requires_grad_(False).eval()
         self.out_features = backbone.out_features
@@ -43,43 +54,40 @@ class FrozenFeatures(nn.Module):
             return self.backbone(x)
 
 
-def load_stage1(run: str | Path, num_classes: int) -> ImageClassifier:
-    """The image classifier trained in run directory ``run`` (its last checkpoint)."""
-    from ..engine.checkpoint import load_checkpoint, load_weights, trained_by  # the engine imports models
-
-    checkpoint = Path(run) / "checkpoints" / "last.pt"
+def load_trained(run: str | Path, num_classes: int) -> nn.Module:
+    """The network trained in ``run`` with its weights, on the CPU: a run directory (its last
+    checkpoint), a checkpoint file, or a results folder (its checksum-verified weights; a MoCo
+    model there is its query backbone and classifier)."""
+    path = Path(run).expanduser()
+    if is_results_folder(path):
+        recorded = recorded_num_classes(path)
+        if recorded != num_classes:
+            raise CheckpointError(f"{path} was trained on {recorded} classes, but this data has {num_classes}; "
+                                  "stage 2 needs a stage-1 run of the same dataset and classes")
+        return load_pretrained(path)
+    checkpoint = checkpoint_file(path)
     if not checkpoint.exists():
-        raise NotFound(f"no stage-1 checkpoint at {checkpoint}; train stage 1 first, or point "
-                       "model.run at its run directory")
+        raise NotFound(f"no stage-1 checkpoint at {checkpoint}; train stage 1 first, or point model.run at its "
+                       "run directory, a checkpoint file or a results folder")
     state = load_checkpoint(checkpoint)
     spec = OmegaConf.to_container(OmegaConf.create(state["config"]).model, resolve=True)
-    model = create(num_classes=num_classes, **spec)
-    if not isinstance(model, ImageClassifier):
-        raise ConfigError(f"stage 1 in {run} trained a {type(model).__name__}, not backbone + head; "
-                          "stage 2 needs a plain classifier run such as resnet32")
-    prefix = "model."
-    load_weights(model, {key.removeprefix(prefix): value for key, value in state["method"].items()
-                         if key.startswith(prefix)},
-                 f"{checkpoint} ({trained_by(state['config'])})",
+    model = build_model(spec, num_classes)
+    load_weights(model, model_weights(state), f"{checkpoint} ({trained_by(state['config'])})",
                  f"{spec.get('name')} with {num_classes} classes",
                  "Stage 2 needs a stage-1 run of the same dataset and classes")
     return model
 
 
 @MODELS.register("frozen_features")
-def frozen_features(num_classes: int, run: str, head: str | dict = "linear") -> ImageClassifier:
-    """cRT: the frozen features of stage-1 run ``run`` and a freshly initialised ``head``."""
-    features = FrozenFeatures(load_stage1(run, num_classes).backbone)
-    return ImageClassifier(
-        features, HEADS.build(head, in_features=features.out_features, num_classes=num_classes)
-    )
-
-
-@MODELS.register("lws")
-def learnable_weight_scaling(num_classes: int, run: str) -> ImageClassifier:
-    """LWS: the frozen features and frozen classifier of run ``run``, one learnt scale per class."""
-    stage1 = load_stage1(run, num_classes)
-    return ImageClassifier(FrozenFeatures(stage1.backbone), ScaledHead(stage1.head, num_classes))
+def frozen_features(num_classes: int, run: str, features: str = "all", head: str | dict = "linear") -> ImageClassifier:
+    """Stage 2: the frozen ``features`` of the network trained in ``run`` and ``head`` on them
+    (see the module docstring for the choices)."""
+    trained = load_trained(run, num_classes)
+    extractor = FrozenFeatures(feature_network(trained, features))
+    # lws keeps the stage-1 classifier, which reads all features, not one BBN branch's
+    trained_head = classifier_head(trained) if features == "all" else None
+    return ImageClassifier(extractor, HEADS.build(head, in_features=extractor.out_features, num_classes=num_classes,
+                                                  trained_head=trained_head))
 
 
 def apply_posthoc(model: ImageClassifier, class_counts: np.ndarray, tau_norm: float | None = None,
@@ -100,3 +108,4 @@ def apply_posthoc(model: ImageClassifier, class_counts: np.ndarray, tau_norm: fl
     if logit_adjust is not None:
         prior = log_prior(class_counts).to(next(model.parameters()).device)
         model.head = PriorAdjusted(model.head, prior, logit_adjust)
+

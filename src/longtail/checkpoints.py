@@ -1,54 +1,30 @@
-"""Atomic checkpoint and file writes, and safe loading (tensors and plain containers only)."""
+"""What a longtail checkpoint holds and where a run keeps it: the one module that knows the layout.
+
+A checkpoint is a ``torch.save``\\ d dict: ``epoch`` (epochs done), ``method`` (the method's state
+dict; the model's entries start with ``model.``), ``optimizer``, ``scaler``, ``elapsed`` and
+``config`` (the run's config as YAML text). A run directory keeps the latest one in
+``checkpoints/last.pt``. Loading never unpickles Python objects (``weights_only=True``).
+"""
 
 from __future__ import annotations
 
-import errno
-import json
-import os
-import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..errors import CheckpointError, NotFound, UserError
+from .errors import CheckpointError, NotFound
+from .io import write_atomically
 
-TMP_SUFFIX = ".tmp"  # a file being written; one left behind is the remains of a killed write
-
-
-class DiskFull(UserError, OSError):
-    """No space was left to write a file; the file it was to replace is intact."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(errno.ENOSPC, message)
-
-    def __str__(self) -> str:
-        return self.strerror
+LAST = Path("checkpoints") / "last.pt"
+MODEL_PREFIX = "model."  # the method's state-dict entries of its model
 
 
-def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """``write(tmp)`` writes the content to a temporary sibling, which then replaces ``path``.
-
-    Readers see the old file or the new one, never part of either. On any failure (a full
-    disk, Ctrl-C) the temporary is removed and ``path`` keeps what it held; a full disk
-    raises :class:`DiskFull`.
-    """
-    tmp = path.with_name(path.name + TMP_SUFFIX)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)  # atomic on POSIX file systems
-    except BaseException as error:
-        tmp.unlink(missing_ok=True)
-        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-            free = shutil.disk_usage(path.parent).free / 2**20
-            kept = f"the previous {path.name} is intact" if path.exists() else "nothing was written"
-            raise DiskFull(f"the disk is full: no space left to write {path} ({free:.0f} MiB free there); "
-                           f"{kept}") from None
-        raise
+def checkpoint_file(target: str | Path) -> Path:
+    """The checkpoint a path names: a run directory's ``checkpoints/last.pt``, or the file itself."""
+    target = Path(target).expanduser()
+    return target / LAST if target.is_dir() else target
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
@@ -75,6 +51,12 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise CheckpointError(f"{path} is not a readable longtail checkpoint ({reason}); it is damaged "
                               "or was not written by longtail: use another one, e.g. a kept "
                               "checkpoints/epoch_NNNN.pt") from error
+
+
+def model_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The model's own state dict from a checkpoint (its ``method`` entries under ``model.``)."""
+    return {key.removeprefix(MODEL_PREFIX): value for key, value in state["method"].items()
+            if key.startswith(MODEL_PREFIX)}
 
 
 def trained_by(config: DictConfig | str) -> str:
@@ -109,19 +91,3 @@ def load_weights(module: torch.nn.Module, weights: dict[str, torch.Tensor], save
         raise CheckpointError(f"the weights in {saved} do not fit {built}: {len(expected)} weights "
                               f"expected, {'; '.join(found)}. {fix}")
     module.load_state_dict(weights)
-
-
-def write_text(path: Path, text: str) -> None:
-    write_atomically(path, lambda tmp: tmp.write_text(text))
-
-
-def write_json(path: Path, value: Any) -> None:
-    write_text(path, json.dumps(value, indent=1) + "\n")
-
-
-def drop_epochs_after(path: Path, epoch: int) -> None:
-    """Keep the lines of a JSON-lines log whose ``epoch`` is at most ``epoch`` (resuming from
-    that epoch's checkpoint: what was logged after it is logged again)."""
-    if path.exists():
-        kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["epoch"] <= epoch]
-        write_text(path, "".join(line + "\n" for line in kept))
