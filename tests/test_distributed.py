@@ -30,7 +30,7 @@ from ddp_harness import RecordingTrainer
 from longtail.checkpoints import load_checkpoint
 from longtail.config import load_config
 from longtail.data.sources import ImageSet
-from longtail.data.streams import LoaderSettings, LoaderStream
+from longtail.data.streams import LoaderSettings, LoaderStream, make_stream
 from longtail.data.transforms import TRANSFORMS
 from longtail.engine import Trainer
 from longtail.errors import RunExists
@@ -122,6 +122,18 @@ def test_shuffle_bn_is_a_no_op_in_one_process():
 
 
 # --- torchrun with two processes against one process -----------------------------------------
+
+def test_each_rank_augments_with_its_own_draws_and_rank_0_with_one_processs(tmp_path):
+    data = np.load(write_tiny_npz(tmp_path / "tiny.npz"))
+    images = ImageSet(data["y_train"], images=data["x_train"])
+    view = TRANSFORMS.build("crop_flip", mean=(0.5,) * 3, std=(0.5,) * 3, image_size=8)
+
+    def first_batch(**rank):
+        return next(iter(make_stream(images, None, 16, [view], drop_last=True, seed=3, **rank))).images
+
+    single, rank0, rank1 = first_batch(), first_batch(rank=0), first_batch(rank=1)
+    assert torch.equal(single, rank0) and not torch.equal(rank0, rank1)  # the same images, other crops
+
 
 def _write_configs(folder: Path) -> dict[str, Path]:
     npz = write_tiny_npz(folder / "tiny.npz", per_class=60, test_per_class=10)
