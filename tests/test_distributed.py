@@ -231,12 +231,18 @@ def test_paco_queue_is_the_same_on_both_ranks_and_holds_one_processs_images(two_
 
 @pytest.mark.parametrize("name", list(METHODS))
 def test_two_processes_end_near_one_process(name, two_processes, one_process):
-    # Only loosely: after two epochs on 135 images, one process with seeds 0 and 1 ends up to 27.5
-    # points apart on these 40 test images (BBN: 72.5 and 100), and two processes are as far from
-    # one as another seed is. Both must have learnt (chance is 25%).
-    final = [json.loads((run / "eval.json").read_text())["top1"]
-             for run in (one_process[name]["run"], two_processes / "runs" / name)]
-    assert min(final) >= 40 and abs(final[0] - final[1]) <= 30, final
+    # Within what chance leaves open, measured here with seeds 0-3 (two epochs, 40 test images):
+    # CE and BBN reach 72.5-100% top-1 with one process and 75-100% with two, and one seed put
+    # them 27.5 points apart; PaCo's accuracy after two epochs is a matter of seed (25-77.5%), its
+    # objective less so: the last epoch's mean loss is 4.09-4.67 with one process and 4.10-4.84
+    # with two (7.5-8.3 in the first epoch), BBN's 0.96-1.02 and 0.94-1.05.
+    runs = (one_process[name]["run"], two_processes / "runs" / name)
+    if name != "paco":
+        top1 = [json.loads((run / "eval.json").read_text())["top1"] for run in runs]
+        assert min(top1) >= 60 and abs(top1[0] - top1[1]) <= 35, top1  # chance is 25%
+    if name != "standard":  # CE's loss near 0 varies by a factor of 6 from seed to seed
+        last = [_metrics(run)[-1]["loss"] for run in runs]
+        assert last[1] == pytest.approx(last[0], rel=0.3)
 
 
 def test_only_rank_0_writes_the_records(two_processes):
