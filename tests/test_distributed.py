@@ -33,6 +33,7 @@ from longtail.data.sources import ImageSet
 from longtail.data.streams import LoaderSettings, LoaderStream, make_stream
 from longtail.data.transforms import TRANSFORMS
 from longtail.engine import Trainer
+from longtail.engine.distributed import restart_advice
 from longtail.errors import RunExists
 from longtail.models import create
 
@@ -295,6 +296,14 @@ def test_a_restarted_job_starts_its_own_run_over_but_never_takes_over_another(co
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-b")
     with pytest.raises(RunExists, match="--resume"):
         Trainer(config, run, log=lambda _: None)
+
+
+@pytest.mark.parametrize("shared_store", ["True", "False"])
+def test_restarts_with_torchruns_shared_store_are_advised_against(shared_store, monkeypatch):
+    monkeypatch.setenv("TORCHELASTIC_MAX_RESTARTS", "3")
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", shared_store)
+    advice = restart_advice()
+    assert (advice is not None and "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1" in advice) == (shared_store == "True")
 
 
 def test_paco_large_scale_configs_shuffle_the_key_encoders_batch_norm():
