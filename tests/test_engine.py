@@ -164,15 +164,3 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_npz, tmp_path):
     losses = [[json.loads(line)["loss"] for line in (run / "tiny" / "metrics.jsonl").read_text().splitlines()]
               for run in (whole, killed)]
     assert losses[0] == losses[1]
-
-
-@pytest.mark.slow
-def test_torchrun_two_processes_on_cpu(tiny_npz, tmp_path):
-    config_file = tmp_path / "tiny.yaml"
-    config_file.write_text(yaml.safe_dump(tiny_config(tiny_npz, train={"epochs": 2, "threads": 1})))
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
-    subprocess.run([*torchrun, "-m", "longtail.cli", "train", str(config_file), f"output_dir={tmp_path}"],
-                   check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
-    lines = [json.loads(line) for line in (tmp_path / "tiny" / "metrics.jsonl").read_text().splitlines()]
-    assert [line["epoch"] for line in lines] == [1, 2]  # written once, by rank 0
-    assert json.loads((tmp_path / "tiny" / "eval.json").read_text())["num_test"] == 40

@@ -183,7 +183,8 @@ def _ddp_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> Non
     torch.manual_seed(0)  # same initial weights on both ranks (DDP broadcasts rank 0's anyway)
     method = METHODS.build(
         {"name": "paco", "alpha": 0.1, "temperature": 0.2},
-        model_spec={"name": "moco_resnet20", "dim": 4, "queue_size": 8, "momentum": 0.9},
+        # Without Shuffle-BN each rank can recompute its keys alone (Shuffle-BN: test_distributed.py).
+        model_spec={"name": "moco_resnet20", "dim": 4, "queue_size": 8, "momentum": 0.9, "shuffle_bn": False},
         num_classes=4, class_counts=np.array([4, 3, 2, 1]),
     )
     step_module = DistributedDataParallel(method, broadcast_buffers=False)

@@ -77,12 +77,14 @@ def test_progressive_moves_from_instance_to_balanced():
 
 
 @pytest.mark.parametrize("name", ["uniform", "reversed"])
-def test_ddp_shards_split_one_global_draw(name):
-    shards = [SAMPLERS.build(name, targets=LABELS, seed=2, num_replicas=2, rank=r) for r in (0, 1)]
-    whole = SAMPLERS.build(name, targets=LABELS, seed=2, num_replicas=1, rank=0)
+@pytest.mark.parametrize("size", [780, 779])
+def test_ddp_shards_split_one_global_draw(name, size):
+    labels = LABELS[:size]
+    shards = [SAMPLERS.build(name, targets=labels, seed=2, num_replicas=2, rank=r) for r in (0, 1)]
+    whole = SAMPLERS.build(name, targets=labels, seed=2, num_replicas=1, rank=0)
     for s in (*shards, whole):
         s.set_epoch(3)
     a, b = list(shards[0]), list(shards[1])
-    assert len(a) == len(b) == len(shards[0]) == -(-len(LABELS) // 2)
+    assert len(a) == len(b) == len(shards[0]) == size // 2  # an odd draw's last sample is dropped
     interleaved = [x for pair in zip(a, b) for x in pair]
-    assert interleaved[: len(LABELS)] == list(whole)[: len(LABELS)]
+    assert interleaved == list(whole)[: 2 * (size // 2)]  # the same draw as one process's

@@ -37,6 +37,7 @@ def run_name(config_file: Path, imbalance_ratio: float | None) -> str:
 
 def _train(args: argparse.Namespace) -> None:
     from .engine import Trainer
+    from .engine.distributed import teardown
     from .engine.records import check_run_dir
 
     target = Path(args.config)
@@ -53,6 +54,7 @@ def _train(args: argparse.Namespace) -> None:
     if args.data_root:
         config.data.root = args.data_root
     Trainer(config, run_dir, resume=args.resume).fit()
+    teardown()  # under torchrun: leave the process group before exiting
 
 
 def _eval(args: argparse.Namespace) -> None:

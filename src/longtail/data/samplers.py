@@ -3,7 +3,9 @@
 They know class counts, never losses. Every epoch's draw depends only on the run's seed, the
 stream's index and the epoch (:mod:`longtail.seeding`), which makes resuming exact, and under
 DDP each rank takes its own shard of the same global draw (``rank::world_size``), as
-:class:`~torch.utils.data.DistributedSampler` does.
+:class:`~torch.utils.data.DistributedSampler` with ``drop_last=True`` does. The global draw does
+not depend on the number of processes, and the dropped tail (fewer samples than processes) would
+not fill a global batch anyway, so any number of processes trains on the batches one process would.
 
 Class-aware samplers draw a class from ``p`` and then an image of that class uniformly with
 replacement; they differ only in ``p``:
@@ -61,8 +63,8 @@ class LabelSampler(Sampler[int]):
         distributed = dist.is_available() and dist.is_initialized()
         self.num_replicas = num_replicas or (dist.get_world_size() if distributed else 1)
         self.rank = rank if rank is not None else (dist.get_rank() if distributed else 0)
-        total = num_samples or len(self.targets)
-        self.num_samples = -(-total // self.num_replicas)  # per rank, padded up
+        self.total = num_samples or len(self.targets)  # the global draw
+        self.num_samples = self.total // self.num_replicas  # per rank
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -71,9 +73,8 @@ class LabelSampler(Sampler[int]):
         raise NotImplementedError
 
     def __iter__(self) -> Iterator[int]:
-        total = self.num_samples * self.num_replicas
-        indices = self.draw(generator(self.seed, "sampler", self.epoch, stream=self.stream), total)
-        return iter(indices[self.rank :: self.num_replicas].tolist())
+        indices = self.draw(generator(self.seed, "sampler", self.epoch, stream=self.stream), self.total)
+        return iter(indices[self.rank : self.num_samples * self.num_replicas : self.num_replicas].tolist())
 
     def __len__(self) -> int:
         return self.num_samples

@@ -48,7 +48,11 @@ class _EpochStream:
 
 
 class InMemoryStream(_EpochStream):
-    """Batches gathered from uint8 images in memory and augmented as whole batches."""
+    """Batches gathered from uint8 images in memory and augmented as whole batches.
+
+    The augmentation draws follow (seed, stream, epoch), and the DDP ``rank``: each rank draws
+    its own, rank 0 those of a single process.
+    """
 
     def __init__(self, images: ImageSet, sampler: Sampler[int] | None, batch_size: int,
                  views: Sequence[Pipeline], drop_last: bool, seed: int, stream: int, rank: int) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -52,6 +54,38 @@ def _check_device(device: str) -> None:
     if chosen.type == "cuda" and (chosen.index or 0) >= torch.cuda.device_count():
         raise ConfigError(f"train.device={device}, but there are only {torch.cuda.device_count()} "
                           "CUDA devices (cuda:0 ...); choose one of them")
+
+
+def broadcast_from_main(value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (``value`` itself in a single process); every rank calls it."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def restart_advice() -> str | None:
+    """What to change before torchrun has to restart this job, if anything.
+
+    Under ``--max-restarts``, torchrun's agent shares its rendezvous store with the workers
+    (``TORCHELASTIC_USE_AGENT_STORE``) and, in torch 2.14 at least, keeps it across restarts with
+    the failed workers' keys in it: restarted workers can then be sent to their predecessors'
+    addresses and fail to connect (pytorch/pytorch#135712).
+    """
+    if int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", 0)) and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        return ("note: with torchrun --max-restarts, launch torchrun with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1; "
+                "otherwise restarted workers may be sent to the failed workers' addresses (pytorch/pytorch#135712)")
+    return None
+
+
+def torchrun_job() -> str | None:
+    """This torchrun job, the same in every restart of its workers: the rendezvous id and this
+    node's agent (the workers' parent process); None outside torchrun."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID")
+    if run_id is None:
+        return None
+    return f"{run_id}, agent pid {os.getppid()} on {socket.gethostname()}"
 
 
 def teardown() -> None:

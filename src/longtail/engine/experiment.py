@@ -46,6 +46,7 @@ class Experiment:
                 plain(spec.sampler), targets=self.train.targets, seed=config.seed, stream=index,
                 epochs=config.train.epochs, num_replicas=world_size, rank=rank,
             )
+            # Each rank augments its shard with its own draws (rank 0 with those of one process).
             streams[name] = make_stream(
                 self.train, sampler, config.train.batch_size // world_size,
                 [self.transform(view) for view in spec.views], drop_last=True,

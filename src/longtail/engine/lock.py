@@ -3,7 +3,9 @@
 The trainer holds an exclusive ``flock`` on ``RUN_DIR/train.lock`` while it trains. The kernel
 drops the lock when that process ends in any way (finished, crashed, killed), so a held lock
 means a live trainer: ``longtail runs`` reads it to tell running runs from interrupted ones, and
-a second trainer on the same directory is refused instead of interleaving its writes.
+a second trainer on the same directory is refused instead of interleaving its writes. The
+file names its holder and the torchrun job the holder belongs to, which is how a job that
+torchrun restarts after a failure recognises the runs it was training (see ``Trainer``).
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ class RunLocked(RunExists):
 
 
 @contextmanager
-def run_lock(run_dir: Path) -> Iterator[None]:
-    """Hold ``run_dir``'s lock for the duration of the block; refuse if another process holds it."""
+def run_lock(run_dir: Path, job: str | None = None) -> Iterator[None]:
+    """Hold ``run_dir``'s lock for the duration of the block; refuse if another process holds it.
+
+    The lock file names the holder, and ``job`` (a torchrun job, see :func:`held_by_job`).
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     handle = open(run_dir / LOCK_FILE, "a+")
     try:
@@ -39,7 +44,8 @@ def run_lock(run_dir: Path) -> Iterator[None]:
                         "or choose another name= or output_dir=") from None
     try:
         handle.truncate(0)
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")  # for the message above
+        job_note = f" (torchrun job {job})" if job else ""
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}{job_note}\n")  # for the message above
         handle.flush()
         yield
     finally:
@@ -57,3 +63,9 @@ def is_locked(run_dir: Path) -> bool:
         except BlockingIOError:
             return True
     return False
+
+
+def held_by_job(run_dir: Path, job: str) -> bool:
+    """Whether ``run_dir``'s lock was last taken by a worker of torchrun job ``job``."""
+    path = run_dir / LOCK_FILE
+    return path.exists() and path.read_text().rstrip().endswith(f" (torchrun job {job})")

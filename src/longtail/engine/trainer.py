@@ -7,6 +7,12 @@ training). Randomness is derived from ``(seed, epoch, rank)`` at the start of ev
 (:mod:`longtail.seeding`), so a checkpoint needs only the epoch counter besides model and
 optimizer state for ``--resume`` to continue exactly. How the record is kept (refusals, Ctrl-C, a full disk) is in
 :mod:`.records`.
+
+Under ``torchrun`` only rank 0 touches the run directory: it writes every record, and on
+``--resume`` it reads the checkpoint and sends it to the other ranks, so the other machines of a
+multi-node job need no copy of the run directory. When torchrun restarts a failed job
+(``--max-restarts``), the trainer continues the run that job was training, from its last
+checkpoint (or from the start if it saved none), as if given ``--resume``.
 """
 
 from __future__ import annotations
@@ -33,9 +39,9 @@ from ..methods import StepOutput
 from ..optimizers import build_optimizer
 from ..seeding import seed_global
 from .classifier_grads import GRAD_LOG, ClassifierGradLog
-from .distributed import Runtime, setup
+from .distributed import Runtime, broadcast_from_main, restart_advice, setup, torchrun_job
 from .experiment import Experiment, autocast, build_experiment, predict
-from .lock import run_lock
+from .lock import held_by_job, run_lock
 from .metrics import classification_report, format_report
 from .records import (
     Interrupted,
@@ -72,14 +78,17 @@ class Trainer:
     """Trains ``experiment.method`` as ``config.train`` says, writing into ``run_dir``.
 
     ``resume`` continues from ``run_dir/checkpoints/last.pt``, which must exist; without it,
-    ``run_dir`` must hold no run record (:func:`~.records.check_run_dir`).
+    ``run_dir`` must hold no run record (:func:`~.records.check_run_dir`). A torchrun restart of
+    the job that was training ``run_dir`` resumes it without being asked (see the module).
     """
 
     def __init__(self, config: DictConfig, run_dir: Path, resume: bool = False,
                  runtime: Runtime | None = None, log=print) -> None:
         self.config, self.run_dir, self.log = config, Path(run_dir), log
-        check_run_dir(self.run_dir, resume)  # before the data is loaded: refusals come at once
         self.runtime = runtime or setup(config.train.device)
+        self.restarted = False  # by torchrun, continuing the run of its job
+        if self.runtime.is_main:  # before the data is loaded: refusals come at once
+            resume = self._resumes(resume)
         if config.train.threads:
             torch.set_num_threads(config.train.threads)
         seed_global(config.seed, "init")  # model initialisation
@@ -90,11 +99,30 @@ class Trainer:
         self.optimizer = build_optimizer(self.method, plain(config.optim))
         self.scaler = torch.amp.GradScaler("cuda", enabled=config.train.precision == "fp16")
         self.start_epoch, self.elapsed = 0, 0.0
-        if resume:
-            self._restore(load_checkpoint(self.run_dir / LAST))
+        state = broadcast_from_main(load_checkpoint(self.run_dir / LAST) if self.runtime.is_main and resume else None)
+        if state is not None:
+            self._restore(state)
         self.saved_epochs = self.start_epoch  # the epochs last.pt holds
         self.classifier_grads = ClassifierGradLog(
             self.method.model, self.run_dir, config.train.log_classifier_grad_every if self.runtime.is_main else 0)
+
+    def _resumes(self, resume: bool) -> bool:
+        """Whether this run continues from ``last.pt``: if asked, or if these are restarted workers
+        of the torchrun job that was training it; otherwise :func:`~.records.check_run_dir` refuses
+        what would lose a record."""
+        # The lock says which job trained the run last. TORCHELASTIC_RESTART_COUNT cannot: torchrun
+        # also restarts the healthy machines' workers when another machine's fail, without counting.
+        job, advice = torchrun_job(), restart_advice()
+        if advice:
+            self.log(advice)
+        if job is not None and held_by_job(self.run_dir, job):
+            self.restarted = True
+            resume = (self.run_dir / LAST).exists()
+            self.log("torchrun restarted this job: " + (
+                "continuing from its last checkpoint" if resume else "it saved no epoch, so it starts over"))
+            return resume
+        check_run_dir(self.run_dir, resume)
+        return resume
 
     # --- state -------------------------------------------------------------------------------
 
@@ -132,7 +160,8 @@ class Trainer:
                                   "settings") from None
         self.scaler.load_state_dict(state["scaler"])
         self.start_epoch, self.elapsed = state["epoch"], state["elapsed"]
-        self.log(f"resuming {self.run_dir} after epoch {self.start_epoch}")
+        if self.runtime.is_main:
+            self.log(f"resuming {self.run_dir} after epoch {self.start_epoch}")
 
     def _prepare_run_dir(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -141,8 +170,9 @@ class Trainer:
         write_text(self.run_dir / "config.yaml", OmegaConf.to_yaml(self.config))
         command, commit = shlex.join(["longtail", *sys.argv[1:]]), git_commit()
         if self.start_epoch:  # a resumed run keeps the record of how it started
-            command = f"{(self.run_dir / 'command.txt').read_text()}resumed after epoch {self.start_epoch}: {command}"
-            commit = f"{(self.run_dir / 'commit.txt').read_text()}resumed after epoch {self.start_epoch}: {commit}"
+            resumed = f"resumed after epoch {self.start_epoch}" + (" (torchrun restart)" if self.restarted else "")
+            command = f"{(self.run_dir / 'command.txt').read_text()}{resumed}: {command}"
+            commit = f"{(self.run_dir / 'commit.txt').read_text()}{resumed}: {commit}"
         write_text(self.run_dir / "command.txt", command + "\n")
         write_text(self.run_dir / "commit.txt", commit + "\n")
         for log in ("metrics.jsonl", GRAD_LOG):
@@ -156,7 +186,7 @@ class Trainer:
         :class:`~.records.Interrupted`, whose message says what is saved.
         """
         try:
-            with run_lock(self.run_dir) if self.runtime.is_main else nullcontext():
+            with run_lock(self.run_dir, torchrun_job()) if self.runtime.is_main else nullcontext():
                 return self._fit()
         except KeyboardInterrupt as interrupt:
             # Free the interrupted epoch's batch iterators now, so DataLoader workers stop here.

@@ -5,19 +5,24 @@ learnable class centres) and a projection head; the key side is a momentum copy 
 backbone and the projection head, never trained by gradients. A FIFO queue keeps the last
 ``queue_size`` normalised keys with their labels.
 
-The wrapper is process-local: the method gathers keys across ranks before :meth:`MoCo.enqueue`,
-so every rank enqueues the same keys and the queues stay identical without a broadcast.
+The queue is process-local: the method gathers keys across ranks before :meth:`MoCo.enqueue`,
+so every rank enqueues the same keys and the queues stay identical without a broadcast. Under
+DDP the key encoder runs with MoCo's Shuffle-BN (``shuffle_bn``, see :func:`shuffle_bn`), as the
+PaCo authors trained it.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from ..gather import gather_cat
 from .backbones import BACKBONES, FeatureExtractor, build_backbone
 from .classifier import ImageClassifier
 from .registry import MODELS
@@ -35,6 +40,30 @@ class ProjectionHead(nn.Sequential):
         )
 
 
+def shuffle_bn(encode: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor) -> torch.Tensor:
+    """``encode(images)``, with batch-norm statistics from a random mix of every rank's images.
+
+    MoCo's Shuffle-BN (He et al. 2020, Sec. 3.3): the batches of all ranks are gathered and
+    shuffled with a permutation broadcast from rank 0, each rank encodes its shard of the
+    shuffled batch, and the outputs are gathered and unshuffled, so this rank gets the rows of
+    its own images in order. Without it a query and its positive key are normalised with the
+    statistics of the same small batch, which leaks information the model learns to exploit
+    (MoCo's "cheating"). Every rank's batch must have the same size; in a single process this
+    is ``encode(images)``.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return encode(images)
+    world, rank = dist.get_world_size(), dist.get_rank()
+    everything = gather_cat(images)
+    order = torch.randperm(len(everything), device=images.device)  # drawn alike on every rank, as MoCo's
+    dist.broadcast(order, src=0)
+    shard = everything[order.view(world, -1)[rank]]
+    if images.is_contiguous(memory_format=torch.channels_last):
+        shard = shard.contiguous(memory_format=torch.channels_last)
+    encoded = gather_cat(encode(shard))  # row i encodes everything[order[i]]
+    return encoded[torch.argsort(order).view(world, -1)[rank]]
+
+
 @dataclass
 class ContrastStep:
     """One training step's outputs.
@@ -50,10 +79,13 @@ class ContrastStep:
 
 
 class MoCo(nn.Module):
-    """Query encoder + classifier + projection head, momentum key encoder, queue of keys."""
+    """Query encoder + classifier + projection head, momentum key encoder, queue of keys.
+
+    ``shuffle_bn`` runs the key encoder with :func:`shuffle_bn` (a no-op in a single process).
+    """
 
     def __init__(self, backbone: FeatureExtractor, num_classes: int, dim: int = 128,
-                 queue_size: int = 8192, momentum: float = 0.999) -> None:
+                 queue_size: int = 8192, momentum: float = 0.999, shuffle_bn: bool = True) -> None:
         super().__init__()
         width = backbone.out_features
         self.backbone = backbone  # same name as ImageClassifier's, so linear probes can load it
@@ -61,7 +93,7 @@ class MoCo(nn.Module):
         self.projector = ProjectionHead(width, dim)
         self.key_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
         self.key_projector = copy.deepcopy(self.projector).requires_grad_(False)
-        self.momentum = momentum
+        self.momentum, self.shuffle_bn = momentum, shuffle_bn
         # Random unit keys with random labels until real keys replace them, as the authors do.
         self.register_buffer("queue", F.normalize(torch.randn(queue_size, dim), dim=1))
         self.register_buffer("queue_targets", torch.randint(num_classes, (queue_size,)))
@@ -91,8 +123,14 @@ class MoCo(nn.Module):
 
     @torch.no_grad()
     def encode_keys(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalised key features; no autograd graph is recorded."""
-        return F.normalize(self.key_projector(self.key_backbone(images)).float(), dim=1)
+        """Normalised key features (with Shuffle-BN if ``shuffle_bn``); no autograd graph is recorded.
+
+        Under DDP with ``shuffle_bn`` this is a collective: every rank must call it.
+        """
+        def encode(batch: torch.Tensor) -> torch.Tensor:
+            return F.normalize(self.key_projector(self.key_backbone(batch)).float(), dim=1)
+
+        return shuffle_bn(encode, images) if self.shuffle_bn else encode(images)
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor, targets: torch.Tensor) -> None:
@@ -121,6 +159,6 @@ class MoCo(nn.Module):
 
 @MODELS.register_family("moco_", BACKBONES)
 def moco(backbone: str, num_classes: int, dim: int = 128, queue_size: int = 8192, momentum: float = 0.999,
-         backbone_options: dict | None = None) -> MoCo:
+         shuffle_bn: bool = True, backbone_options: dict | None = None) -> MoCo:
     """``moco_<backbone>``: classifier, projection head, momentum key encoder and queue on a backbone."""
-    return MoCo(build_backbone(backbone, backbone_options), num_classes, dim, queue_size, momentum)
+    return MoCo(build_backbone(backbone, backbone_options), num_classes, dim, queue_size, momentum, shuffle_bn)
