@@ -37,6 +37,10 @@ def test_adaptor_values(name, epoch, epochs, alpha):
     assert adaptor() == pytest.approx(alpha)
 
 
+def test_beta_adaptor_reports_its_mean():
+    assert ADAPTORS.build({"name": "beta", "a": 0.2, "b": 0.6}, epochs=10).alpha(0.3) == pytest.approx(0.25)
+
+
 def test_beta_adaptor_draws_beta_0_2():
     torch.manual_seed(0)
     adaptor = ADAPTORS.build("beta", epochs=200)

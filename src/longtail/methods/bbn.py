@@ -98,12 +98,13 @@ class BetaDraw(Adaptor):
     stochastic = True
 
     def __init__(self, epochs: int, a: float = 0.2, b: float = 0.2) -> None:
+        self.a, self.b = a, b  # before the base class asks for alpha()
         super().__init__(epochs)
         cpu = torch.device("cpu")  # a float drawn per step, wherever the model lives
         self.distribution = torch.distributions.Beta(torch.tensor(a, device=cpu), torch.tensor(b, device=cpu))
 
     def alpha(self, t: float) -> float:
-        return 0.5  # the mean; every step draws its own
+        return self.a / (self.a + self.b)  # the mean; every step draws its own
 
     def forward(self) -> float:
         return float(self.distribution.sample())
