@@ -283,6 +283,12 @@ def _add_analyses(commands) -> None:
     ensemble.add_argument("--also", nargs="+", dest="singles", metavar="RUN",
                           help="runs to list alone, e.g. the BBN run")
     ensemble.add_argument("--data-root", help="where the runs' dataset lives now")
+    curves = entry("accuracy-curves", "accuracy_curves", "test top-1 per epoch (train.eval_every): the final "
+                   "epoch against the mean of the last epochs and the best (test-selected, never a result) epoch")
+    curves.add_argument("runs", nargs="+", help="run directories or results/ folders that logged test accuracy")
+    curves.add_argument("--labels", nargs="+", help="one name per run (default: the directory names)")
+    curves.add_argument("--last", type=int, default=10, help="how many final evaluated epochs to average")
+    curves.add_argument("--paper", type=float, help="the paper's figure, drawn as a dotted line")
     entry("classifier-grad", "classifier_grad", "PaCo Figure 2: mean gradient norm of each class's classifier "
           "weights, classes sorted by image count", runs="runs trained with train.log_classifier_grad_every=N")
 
