@@ -70,7 +70,8 @@ def analyze(runs: list[str | Path], output_dir: str | Path, labels: list[str] | 
     if last < 1:
         raise ConfigError(f"--last must be at least 1, got {last}")
     targets = [Path(run) for run in runs]
-    curves = {label: logged_accuracy(read_metrics(target)) for label, target in zip(run_labels(targets, labels), targets)}
+    curves = {label: logged_accuracy(read_metrics(target))
+              for label, target in zip(run_labels(targets, labels), targets)}
     summaries = {label: summarize(curve, last) for label, curve in curves.items()}
     table = (f"Test top-1 (%) of the final epoch, the mean ± std of the last {last} evaluated epochs, and the best "
              "epoch (chosen on the test set, so never a result)\n\n"
