@@ -80,6 +80,20 @@ def test_record_ships_weights_that_reproduce_the_run(case, tiny_npz, tmp_path, c
     report, _ = recompute_eval(dest)  # the whole report, ECE too: the very same logits
     assert json.loads(json.dumps(report)) == json.loads(recorded)
 
+    # the analyses read the results folder as they read the run directory
+    for target, out in ((run, "from_run"), (dest, "from_results")):
+        assert main(["analyze", "weight-norms", str(target), "--labels", case,
+                     "--output-dir", str(tmp_path / out)]) == 0
+    from_run, from_results = (json.loads((tmp_path / out / "weight_norms.json").read_text())
+                              for out in ("from_run", "from_results"))
+    assert from_results["curves"] == from_run["curves"] and from_results["runs"][case]["epochs_done"] == 2
+    # in the run's precision and memory format (bf16 + channels_last for bbn): the recorded top-1 and ECE
+    assert main(["analyze", "calibration", str(dest), "--labels", case, "--device", "cpu",
+                 "--output-dir", str(tmp_path / "calibration")]) == 0
+    calibration = json.loads((tmp_path / "calibration" / "calibration.json").read_text())["runs"][case]
+    assert calibration["top1"] == json.loads(recorded)["top1"]
+    assert calibration["overall"]["ece"] == pytest.approx(json.loads(recorded)["ece"], abs=1e-9)
+
 
 def test_tampered_weights_and_overwrites_are_refused(tiny_npz, tmp_path, capsys):
     _train(tiny_npz, tmp_path, "standard")

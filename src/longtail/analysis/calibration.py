@@ -18,7 +18,7 @@ import torch
 from ..data.longtail import shot_groups
 from ..engine.metrics import GROUPS, expected_calibration_error, reliability_bins
 from .outputs import markdown_table, pyplot, write_analysis
-from .trained import TrainedRun, describe, device_for, load_runs, predict_test_set
+from .trained import TrainedRun, describe, device_for, load_runs, logits_on_test_set
 
 
 def reliability(probabilities: torch.Tensor, targets: torch.Tensor, bins: int = 15) -> dict:
@@ -107,7 +107,7 @@ def analyze(runs: list[str | Path], output_dir: str | Path, labels: list[str] | 
     chosen = device_for(device)
     reports = {}
     for run in trained:
-        logits, targets = predict_test_set(run, chosen)
+        logits, targets = logits_on_test_set(run.experiment, chosen)
         reports[run.label] = {**run.summary(), **calibration_report(
             logits, targets, run.class_counts, run.config.data.many_threshold, run.config.data.few_threshold, bins)}
     rows = []

@@ -15,7 +15,7 @@ from ..engine import classification_report
 from ..errors import DataError
 from ..models.parts import inference_parameter_count
 from .outputs import markdown_table, write_analysis
-from .trained import device_for, load_runs, predict_test_set
+from .trained import device_for, load_runs, logits_on_test_set
 
 
 def ensemble_logits(logits: list[torch.Tensor]) -> torch.Tensor:
@@ -33,7 +33,7 @@ def analyze(run_a: str | Path, run_b: str | Path, output_dir: str | Path, pairs:
                                   *(Path(path) for path in singles or [])]))
     runs = {run.path: run for run in load_runs(targets, data_root=data_root)}
     chosen = device_for(device)
-    predictions = {path: predict_test_set(run, chosen) for path, run in runs.items()}
+    predictions = {path: logits_on_test_set(run.experiment, chosen) for path, run in runs.items()}
     labels = {}
     for path, (_, test_targets) in predictions.items():
         if not torch.equal(test_targets, next(iter(predictions.values()))[1]):

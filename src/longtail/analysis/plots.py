@@ -95,7 +95,7 @@ def plot_comparison(reports: dict[str, dict], path: Path, title: str = "", windo
     tail.set_xlim(-0.5, len(order) - 0.5)
     tail.set_ylim(0, 100)
     tail.set_xlabel("class, most to fewest training images")
-    tail.set_ylabel(f"test accuracy (%), mean of {window} neighbours")
+    tail.set_ylabel("test accuracy (%)" if window == 1 else f"test accuracy (%), mean of {window} neighbours")
     tail.legend(fontsize=8, loc="lower left")
 
     names = ["top1", *GROUPS]

@@ -7,17 +7,15 @@ import json
 import shutil
 from pathlib import Path
 
-import torch
 from omegaconf import OmegaConf
 
 from ..checkpoints import LAST, load_checkpoint
-from ..config import load_config
 from ..engine.distributed import setup
-from ..engine.experiment import build_experiment, predict
 from ..engine.metrics import classification_report
 from ..errors import CheckpointError, NotFound, RunExists
 from ..io import write_atomically, write_json
-from ..models.pretrained import WEIGHTS_FILE, export_inference_weights, inference_module, verified_weights
+from ..models.pretrained import WEIGHTS_FILE, export_inference_weights
+from .trained import logits_on_test_set, shipped_experiment
 
 RECORDED = ("config.yaml", "command.txt", "commit.txt", "metrics.jsonl", "eval.json", "summary.json", "train.log",
             "classifier_grads.jsonl")
@@ -76,21 +74,9 @@ def recompute_eval(folder: Path, data_root: str | None = None) -> tuple[dict, di
     """``(recomputed, recorded)``: the test report of a results folder's shipped weights (checksum
     verified first), computed as the trainer computed its final one (same config, precision and
     memory format; on the CPU when the run was), and the folder's ``eval.json``."""
-    weights = verified_weights(folder)
-    config = load_config(folder / "config.yaml")
-    if data_root:
-        config.data.root = data_root
-    summary = json.loads((folder / "summary.json").read_text())
-    if summary.get("device") == "cpu":
-        config.train.device = "cpu"
-    experiment = build_experiment(config)
-    inference_module(experiment.method.model).load_state_dict(weights)
-    runtime = setup(config.train.device)
-    method = experiment.method.to(runtime.device)
-    if config.train.channels_last:
-        method.to(memory_format=torch.channels_last)
-    logits, targets = predict(method, experiment.test_stream(), runtime.device, config.train.precision,
-                              config.train.channels_last)
+    experiment, _ = shipped_experiment(folder, data_root)
+    config = experiment.config
+    logits, targets = logits_on_test_set(experiment, setup(config.train.device).device)
     report = classification_report(logits, targets, experiment.class_counts, config.data.many_threshold,
                                    config.data.few_threshold)
     return report, json.loads((folder / "eval.json").read_text())

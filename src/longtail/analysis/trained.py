@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from ..config import load_config
 from ..engine import Experiment, build_experiment, predict
 from ..engine.distributed import setup
 from ..errors import ConfigError, NotFound
+from ..models.pretrained import inference_module, is_results_folder, verified_weights
 
 
 @dataclass
@@ -45,11 +47,11 @@ class TrainedRun:
 
 def read_weights(target: Path) -> tuple[DictConfig, dict[str, torch.Tensor], int]:
     """``(config, method state dict, epochs done)`` of a run directory (``config.yaml`` and
-    ``checkpoints/last.pt``) or of a checkpoint file (its own config): the one place the
-    analyses read trained weights."""
+    ``checkpoints/last.pt``) or of a checkpoint file (its own config)."""
     checkpoint = checkpoint_file(target)
     if not checkpoint.exists():
-        raise NotFound(f"no checkpoint at {checkpoint}; give a run directory or a .pt file")
+        raise NotFound(f"no checkpoint at {checkpoint}; give a run directory, a .pt file or a results "
+                       "folder with model.safetensors")
     state = load_checkpoint(checkpoint)
     saved = target / "config.yaml"
     config = load_config(saved) if saved.exists() else OmegaConf.merge(load_config(),
@@ -57,15 +59,35 @@ def read_weights(target: Path) -> tuple[DictConfig, dict[str, torch.Tensor], int
     return config, state["method"], state["epoch"]
 
 
-def load_run(target: str | Path, label: str | None = None, data_root: str | None = None) -> TrainedRun:
-    """The run at ``target`` with its trained weights, on the CPU; ``data_root`` replaces the
-    data root it was trained with (its data must be found to rebuild the class counts)."""
-    target = Path(target)
-    config, weights, epochs_done = read_weights(target)
+def shipped_experiment(folder: Path, data_root: str | None = None) -> tuple[Experiment, int]:
+    """The experiment of a results folder with its shipped inference weights (checksum verified)
+    loaded, and the epochs it trained. For PaCo and SupCon only the query encoder and classifier
+    are shipped; the rest of the method keeps its initial weights."""
+    weights = verified_weights(folder)
+    config = load_config(folder / "config.yaml")
     if data_root:
         config.data.root = data_root
+    summary = json.loads((folder / "summary.json").read_text())
+    if summary.get("device") == "cpu":
+        config.train.device = "cpu"
     experiment = build_experiment(config)
-    experiment.method.load_state_dict(weights)
+    inference_module(experiment.method.model).load_state_dict(weights)
+    return experiment, summary.get("epochs", config.train.epochs)
+
+
+def load_run(target: str | Path, label: str | None = None, data_root: str | None = None) -> TrainedRun:
+    """The run at ``target`` (a run directory, a checkpoint, or a results folder with shipped
+    weights) with its trained weights, on the CPU; ``data_root`` replaces the data root it was
+    trained with (its data must be found to rebuild the class counts)."""
+    target = Path(target)
+    if is_results_folder(target):
+        experiment, epochs_done = shipped_experiment(target, data_root)
+    else:
+        config, weights, epochs_done = read_weights(target)
+        if data_root:
+            config.data.root = data_root
+        experiment = build_experiment(config)
+        experiment.method.load_state_dict(weights)
     experiment.method.eval()
     return TrainedRun(label or run_name(target), target, experiment, epochs_done)
 
@@ -115,10 +137,16 @@ def device_for(device: str) -> torch.device:
     return setup(device).device
 
 
-def predict_test_set(run: TrainedRun, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits (fp32, on the CPU) and labels of the whole test set, in order."""
-    method = run.experiment.method.to(device)
+def logits_on_test_set(experiment: Experiment, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (fp32, on the CPU) and labels of the whole test set, in order, computed as the
+    trainer computed the run's reports: in its precision and memory format (fp16 falls back to
+    fp32 off CUDA), so that the figures match the recorded ones."""
+    train = experiment.config.train
+    precision = "fp32" if train.precision == "fp16" and device.type != "cuda" else train.precision
+    method = experiment.method.to(device)
+    if train.channels_last:
+        method.to(memory_format=torch.channels_last)
     try:
-        return predict(method, run.experiment.test_stream(), device)
+        return predict(method, experiment.test_stream(), device, precision, train.channels_last)
     finally:
-        method.cpu()
+        method.to(memory_format=torch.contiguous_format).cpu()
