@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..checkpoints import LAST
 from ..errors import RunExists
 from ..io import write_json, write_text
+from .outputs import pyplot
 
 MANNERS: dict[str, dict] = {
     "CE": {"loss": "ce", "sampler": "uniform"},
@@ -106,18 +107,16 @@ def paper_pattern(errors: dict[str, dict[str, float]]) -> dict[str, dict[str, bo
 
 def plot_heatmap(errors: dict[str, dict[str, float]], title: str, path: Path) -> None:
     """Figure 2's layout: representation manner across, classifier manner down."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = list(MANNERS)
     grid = [[errors[rep][cls] for rep in names] for cls in names]
     fig, ax = plt.subplots(figsize=(4.2, 3.6))
     image = ax.imshow(grid, cmap="viridis_r")
+    middle = (min(map(min, grid)) + max(map(max, grid))) / 2
     for i, row in enumerate(grid):
-        for j, value in enumerate(row):
-            ax.text(j, i, f"{value:.2f}", ha="center", va="center", color="white", fontsize=11)
+        for j, value in enumerate(row):  # dark text on the light (low-error) end of viridis_r
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=11,
+                    color="black" if value < middle else "white")
     ax.set_xticks(range(len(names)), names)
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("representation learning manner")
