@@ -58,3 +58,8 @@ def write_text(path: Path, text: str) -> None:
 
 def write_json(path: Path, value: Any) -> None:
     write_text(path, json.dumps(value, indent=1) + "\n")
+
+
+def read_jsonl(path: Path) -> list[Any]:
+    """The values of a JSON-lines file (``metrics.jsonl``, the gradient log), blank lines skipped."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line]

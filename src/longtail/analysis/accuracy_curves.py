@@ -8,12 +8,12 @@ report that figure, and the gap tells how much of a difference to a paper that c
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError, NotFound
+from ..io import read_jsonl
 from .outputs import markdown_table, pyplot, write_analysis
 from .trained import run_labels
 
@@ -25,7 +25,7 @@ def read_metrics(run_dir: Path) -> list[dict]:
     path = run_dir / "metrics.jsonl"
     if not path.exists():
         raise NotFound(f"{run_dir} has no metrics.jsonl; give a run directory or a results/ folder")
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
+    return read_jsonl(path)
 
 
 def logged_accuracy(epochs: list[dict]) -> dict[str, list]:

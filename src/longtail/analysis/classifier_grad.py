@@ -10,13 +10,13 @@ the many/few ratio of the group means is reported as a scale-free summary.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from ..engine.classifier_grads import GRAD_LOG
 from ..errors import DataError, NotFound
+from ..io import read_jsonl
 from .outputs import markdown_table, plot_class_curves, write_analysis
 from .plots import group_boundaries, tail_order
 from .trained import TrainedRun, describe, load_runs
@@ -26,7 +26,7 @@ def mean_grad_norms(path: Path) -> tuple[np.ndarray, int]:
     """Per class, the mean over the logged steps of its gradient norm; and how many steps."""
     if not path.exists():
         raise NotFound(f"no {path}; train the run with train.log_classifier_grad_every=N to log it")
-    records = [json.loads(line)["grad_norm"] for line in path.read_text().splitlines() if line]
+    records = [record["grad_norm"] for record in read_jsonl(path)]
     if not records:
         raise DataError(f"{path} is empty: the run logged no step yet")
     return np.mean(records, axis=0), len(records)

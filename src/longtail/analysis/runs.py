@@ -22,7 +22,7 @@ import yaml
 
 from ..engine.lock import LOCK_FILE, is_locked
 from ..errors import NotFound
-from .accuracy_curves import read_metrics
+from ..io import read_jsonl
 
 LEGACY_QUIET_S = 600
 
@@ -52,7 +52,8 @@ def _recently_changed(run_dir: Path, epochs: list[dict]) -> bool:
 
 def run_status(run_dir: Path, name: str) -> RunStatus:
     config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    epochs = read_metrics(run_dir) if (run_dir / "metrics.jsonl").exists() else []
+    metrics = run_dir / "metrics.jsonl"
+    epochs = read_jsonl(metrics) if metrics.exists() else []
     done, total = (epochs[-1]["epoch"] if epochs else 0), config.get("train", {}).get("epochs", 0)
     report = None
     if (run_dir / "eval.json").exists() and done >= total:
