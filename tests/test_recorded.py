@@ -95,6 +95,39 @@ def test_record_ships_weights_that_reproduce_the_run(case, tiny_npz, tmp_path, c
     assert calibration["overall"]["ece"] == pytest.approx(json.loads(recorded)["ece"], abs=1e-9)
 
 
+def test_eval_in_another_precision_never_touches_the_record(tiny_npz, tmp_path, capsys):
+    trainer = _train(tiny_npz, tmp_path, "bbn")  # trained and recorded in bf16
+    run, dest = tmp_path / "runs" / "bbn", tmp_path / "results" / "tiny_lt" / "bbn"
+    assert main(["record", str(run), str(dest)]) == 0
+    method, recorded = trainer.method.eval(), json.loads((dest / "eval.json").read_text())
+    with torch.no_grad():  # fp32 by hand: no autocast, contiguous tensors
+        batches = list(trainer.experiment.test_stream())
+        probabilities = torch.cat([method.predict(b.images.contiguous()).float() for b in batches]).softmax(1)
+    targets = torch.cat([b.targets for b in batches])
+    confidence, predicted = probabilities.max(1)
+    correct = (predicted == targets).float()
+    bins = (confidence * 15).ceil().clamp(1, 15)  # 15 equal-width bins, as the report's ECE
+    expected_ece = 100 * sum((bins == k).float().sum() / len(targets)
+                             * (correct[bins == k].mean() - confidence[bins == k].mean()).abs()
+                             for k in range(1, 16) if (bins == k).any())
+
+    files = {path.name: path.read_bytes() for path in dest.iterdir()}
+    out = tmp_path / "fp32.json"
+    assert main(["eval", str(dest), "--precision", "fp32", "--output", str(out)]) == 0
+    assert "trained and recorded in bf16" in capsys.readouterr().out
+    assert {path.name: path.read_bytes() for path in dest.iterdir()} == files
+    report = json.loads(out.read_text())
+    assert report["top1"] == pytest.approx(100 * correct.mean().item())
+    assert report["ece"] == pytest.approx(expected_ece.item(), abs=1e-4)
+    assert report["ece"] != recorded["ece"]  # bf16 logits differ in their last bits
+
+    assert main(["eval", str(run), "--precision", "fp32"]) == 0  # beside the run's own eval.json
+    assert json.loads((run / "eval_fp32.json").read_text())["ece"] == pytest.approx(report["ece"], abs=1e-4)
+    assert json.loads((run / "eval.json").read_text()) == recorded
+    assert main(["eval", str(dest), "--precision", "bf16"]) == 0  # its own precision: the usual check
+    assert "identical" in capsys.readouterr().out
+
+
 def test_tampered_weights_and_overwrites_are_refused(tiny_npz, tmp_path, capsys):
     _train(tiny_npz, tmp_path, "standard")
     run, dest = tmp_path / "runs" / "standard", tmp_path / "results" / "tiny_lt" / "ce"

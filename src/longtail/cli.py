@@ -88,8 +88,9 @@ def _eval(args: argparse.Namespace) -> None:
     runtime = setup(config.train.device)
     method = experiment.method.to(runtime.device)
     options = {"branch": args.branch} if args.branch else {}
-    logits, targets = predict(method, experiment.test_stream(), runtime.device, config.train.precision,
-                              config.train.channels_last, **options)
+    other_precision = args.precision not in (None, config.train.precision)
+    logits, targets = predict(method, experiment.test_stream(), runtime.device,
+                              args.precision or config.train.precision, config.train.channels_last, **options)
     report = classification_report(logits, targets, experiment.class_counts,
                                    config.data.many_threshold, config.data.few_threshold)
     run_dir = run_directory(checkpoint)
@@ -97,6 +98,7 @@ def _eval(args: argparse.Namespace) -> None:
         f"_{args.branch}" if args.branch else "",
         f"_taunorm{args.tau_norm:g}" if args.tau_norm is not None else "",
         f"_logitadjust{args.logit_adjust:g}" if args.logit_adjust is not None else "",
+        f"_{args.precision}" if other_precision else "",
     ])
     print(format_report(report, f"{run_dir} after epoch {state['epoch']}"
                                 + (f" ({variant[1:]})" if variant else "") + ":"))
@@ -109,10 +111,21 @@ def _eval_recorded(folder: Path, args: argparse.Namespace) -> None:
     """A results folder: recompute its eval.json from the shipped weights and compare."""
     from .analysis.results import recompute_eval
     from .engine import format_report
+    from .engine.records import write_report
 
     if args.branch or args.tau_norm is not None or args.logit_adjust is not None:
         raise ConfigError(f"{folder} is a results folder; --branch, --tau-norm and --logit-adjust need "
                          "the run directory with its checkpoints/")
+    trained_in = load_config(folder / "config.yaml").train.precision
+    if args.precision not in (None, trained_in):  # another computation: compared, never checked
+        report, recorded = recompute_eval(folder, args.data_root, args.precision)
+        print(format_report(report, f"{folder}, from its weights in {args.precision} "
+                                    f"(trained and recorded in {trained_in}):"))
+        print(f"top-1 {report['top1'] - recorded['top1']:+.2f} points against {folder / 'eval.json'}")
+        if args.output:
+            written = write_report(Path(args.output), report)
+            print(f"written to {args.output}" if written else f"the same report as {args.output}, left as it was")
+        return
     report, recorded = recompute_eval(folder, args.data_root)
     print(format_report(report, f"{folder}, recomputed from its weights:"))
     keys = ("top1", "many", "medium", "few")
@@ -312,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="post-hoc: divide each class weight by its norm ** TAU first")
     evaluate.add_argument("--logit-adjust", type=float, metavar="TAU",
                           help="post-hoc: subtract TAU * log(class prior) from the logits")
+    evaluate.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
+                          help="compute in this precision instead of the run's (its report is then "
+                          "eval_PRECISION.json; for a results folder, only --output is written)")
     evaluate.add_argument("--output", metavar="FILE", help="the report file (default: the run's eval.json "
                           "for its final checkpoint, else eval_epoch_NNNN.json beside it)")
     evaluate.add_argument("--data-root")

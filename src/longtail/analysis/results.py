@@ -70,13 +70,15 @@ def record(run_dir: Path, destination: Path, force: bool = False, data_root: str
     return written
 
 
-def recompute_eval(folder: Path, data_root: str | None = None) -> tuple[dict, dict]:
+def recompute_eval(folder: Path, data_root: str | None = None,
+                   precision: str | None = None) -> tuple[dict, dict]:
     """``(recomputed, recorded)``: the test report of a results folder's shipped weights (checksum
     verified first), computed as the trainer computed its final one (same config, precision and
-    memory format; on the CPU when the run was), and the folder's ``eval.json``."""
+    memory format; on the CPU when the run was) or in another ``precision``, and the folder's
+    ``eval.json``."""
     experiment, _ = shipped_experiment(folder, data_root)
     config = experiment.config
-    logits, targets = logits_on_test_set(experiment, setup(config.train.device).device)
+    logits, targets = logits_on_test_set(experiment, setup(config.train.device).device, precision)
     report = classification_report(logits, targets, experiment.class_counts, config.data.many_threshold,
                                    config.data.few_threshold)
     return report, json.loads((folder / "eval.json").read_text())

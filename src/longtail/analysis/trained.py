@@ -137,12 +137,15 @@ def device_for(device: str) -> torch.device:
     return setup(device).device
 
 
-def logits_on_test_set(experiment: Experiment, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def logits_on_test_set(experiment: Experiment, device: torch.device,
+                       precision: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits (fp32, on the CPU) and labels of the whole test set, in order, computed as the
     trainer computed the run's reports: in its precision and memory format (fp16 falls back to
-    fp32 off CUDA), so that the figures match the recorded ones."""
+    fp32 off CUDA), so that the figures match the recorded ones; ``precision`` (fp32, bf16 or
+    fp16) computes them in another."""
     train = experiment.config.train
-    precision = "fp32" if train.precision == "fp16" and device.type != "cuda" else train.precision
+    if precision is None:
+        precision = "fp32" if train.precision == "fp16" and device.type != "cuda" else train.precision
     method = experiment.method.to(device)
     if train.channels_last:
         method.to(memory_format=torch.channels_last)
