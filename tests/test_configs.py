@@ -123,6 +123,17 @@ def test_paco_recipe_configs_use_the_authors_autoaugment_policy():
     assert all(spec == {"name": "autoaugment_cutout", "policy": "paco"} for spec in views.values()), views
 
 
+@pytest.mark.parametrize("dataset", ["cifar10_lt", "cifar100_lt"])
+def test_rw_and_rs_configs_train_as_the_representation_classifier_study(dataset):
+    from longtail.analysis.representation_classifier import MANNERS
+
+    for manner, config in (("CE", "ce"), ("RW", "ce_rw"), ("RS", "ce_rs")):
+        method = plain(load_config(CONFIGS / dataset / f"{config}.yaml").method)
+        assert method == {"name": "standard", "transform": "crop_flip", **MANNERS[manner]}, manner
+    reversed_run = plain(load_config(CONFIGS / dataset / "ce_reversed.yaml").method)
+    assert reversed_run == {"name": "standard", "loss": "ce", "sampler": "reversed", "transform": "crop_flip"}
+
+
 @pytest.mark.parametrize("doc", ["README.md", "results/README.md", "benchmarks/README.md"])
 def test_every_config_a_document_names_exists(doc):
     # lower case: `configs/cifar100_lt/M.yaml` with M a placeholder is not a file name
