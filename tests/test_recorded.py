@@ -173,7 +173,7 @@ def _fake_record(results, dataset, name, top1, seed=0, ratio=100, epochs=200, wa
     folder = results / dataset / name
     folder.mkdir(parents=True)
     config = {"seed": seed, "name": f"{dataset}/{name}", "data": {"imbalance_ratio": ratio, "root": "/d"},
-              "train": {"epochs": epochs, "threads": seed}}
+              "train": {"epochs": epochs, "threads": seed, "log_classifier_grad_every": 50 * seed}}
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     summary = {"top1": top1, "many": top1 + 10, "medium": top1, "few": top1 - 10, "wall_time_s": wall}
     (folder / "summary.json").write_text(json.dumps(summary))

@@ -30,7 +30,7 @@ TABLE_END = "<!-- /results-table -->"
 SEED_SUFFIX = re.compile(r"_seed\d+$")
 RATIO_PART = re.compile(r"_ir\d+(?=_|$)")
 RUNTIME_KEYS = ("seed", "name", "output_dir", "data.root", "train.device", "train.threads", "train.num_workers",
-                "train.progress", "train.eval_every", "train.checkpoint_every")
+                "train.progress", "train.eval_every", "train.checkpoint_every", "train.log_classifier_grad_every")
 DATASET_LABELS = {"cifar10_lt": "CIFAR-10-LT", "cifar100_lt": "CIFAR-100-LT"}
 
 
