@@ -126,6 +126,9 @@ def test_eval_in_another_precision_never_touches_the_record(tiny_npz, tmp_path, 
     assert json.loads((run / "eval.json").read_text()) == recorded
     assert main(["eval", str(dest), "--precision", "bf16"]) == 0  # its own precision: the usual check
     assert "identical" in capsys.readouterr().out
+    if not torch.cuda.is_available():
+        assert main(["eval", str(dest), "--precision", "fp16"]) == 2
+        assert "--precision fp16 needs CUDA" in capsys.readouterr().err
 
 
 def test_tampered_weights_and_overwrites_are_refused(tiny_npz, tmp_path, capsys):

@@ -58,12 +58,16 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
+    import torch
+
     from .checkpoints import checkpoint_file, load_checkpoint, load_weights, trained_by
     from .engine import build_experiment, classification_report, format_report, predict
     from .engine.distributed import setup
     from .engine.records import check_checkpoint_of_run, report_path, run_directory, write_report
     from .models.pretrained import is_results_folder
 
+    if args.precision == "fp16" and not torch.cuda.is_available():
+        raise ConfigError("--precision fp16 needs CUDA; use bf16 or fp32 on the CPU")
     target = Path(args.target)
     if is_results_folder(target):
         return _eval_recorded(target, args)
