@@ -223,3 +223,24 @@ def test_readme_table_is_generated_from_results():
     readme = (root / "README.md").read_text()
     table = readme.split(TABLE_BEGIN, 1)[1].split(TABLE_END, 1)[0].strip()
     assert table == results_table(root / "results", root)
+
+
+def test_shipped_cifar_weights_load_as_their_recorded_analysis_read_them():
+    """load_pretrained on the repository's own records: ten-class models whose classifier rows
+    have the norms the recorded weight-norm analysis (BBN Figure 4) measured from them."""
+    from pathlib import Path
+
+    from longtail.models.parts import classifier_layer
+
+    root = Path(__file__).resolve().parents[1]
+    analysis = json.loads((root / "results/analyses/cifar10_lt_ir100_weight_norms/weight_norms.json").read_text())
+    order = analysis["class_order"]
+    for label, name in (("CE", "cifar10_lt/ce_ir100"), ("BBN", "cifar10_lt/bbn_ir100")):
+        model = load_pretrained(name)
+        assert not model.training and model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+        weight = classifier_layer(model).weight.detach()[order]
+        half = weight.shape[1] // 2
+        parts = {"CE": weight} if label == "CE" else {
+            "BBN ALL": weight, "BBN W_c": weight[:, :half], "BBN W_r": weight[:, half:]}
+        for curve, rows in parts.items():
+            assert rows.norm(dim=1).tolist() == pytest.approx(analysis["curves"][curve]["norms"], rel=1e-6), curve
