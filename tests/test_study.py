@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import yaml
+from omegaconf import OmegaConf
 
 from longtail.analysis.representation_classifier import format_table, paper_pattern
 from longtail.cli import main
@@ -76,3 +78,67 @@ def test_eval_command_applies_posthoc_corrections(tiny_recipe, tmp_path):
     same = json.loads((run / "eval_taunorm0.json").read_text())
     assert same["top1"] == plain["top1"]  # tau = 0 changes nothing
     assert (run / "eval_taunorm1_logitadjust1.json").exists()
+
+
+# --- BBN Tables 3 and 4 -------------------------------------------------------------------------
+
+def test_the_paper_numbers_show_the_paper_pattern_and_a_swap_breaks_it():
+    from longtail.analysis.bbn_ablations import paper_pattern
+    from longtail.analysis.paper_numbers import BBN_ADAPTOR_ERRORS, BBN_SAMPLER_ERRORS
+
+    tables = {"sampler": dict(BBN_SAMPLER_ERRORS), "adaptor": dict(BBN_ADAPTOR_ERRORS)}
+    assert all(paper_pattern(tables).values())
+    tables["adaptor"]["equal_weight"] = 18.0  # between linear decay (18.55) and cosine decay (18.04)
+    tables["sampler"]["class_balanced"] = 17.0
+    assert paper_pattern(tables) == {"reversed_beats_uniform_and_balanced": False,
+                                     "decays_beat_the_other_adaptors": False,
+                                     "parabolic_increment_worst": True, "parabolic_decay_best": True}
+
+
+def test_full_budget_ablations_are_the_table_3_and_4_configs():
+    from longtail.analysis.bbn_ablations import ablation_config, variants
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "cifar10_lt"
+    recipe = load_config(root / "bbn.yaml", ["data.imbalance_ratio=50"])
+    files = {"bbn": "bbn_adaptor_parabolic_decay", "sampler_uniform": "bbn_sampler_uniform",
+             "sampler_class_balanced": "bbn_sampler_class_balanced"}
+    assert len(variants()) == 8
+    for name, (sampler, adaptor) in variants().items():
+        config = OmegaConf.to_container(ablation_config(recipe, sampler, adaptor, 200))
+        expected = OmegaConf.to_container(load_config(root / f"{files.get(name, 'bbn_' + name)}.yaml"))
+        for node in (config, expected):
+            node["train"].pop("eval_every")
+        assert config == expected, name
+
+
+def test_bbn_ablations_command_trains_eight_runs_at_a_scaled_budget(tiny_recipe, tmp_path, capsys):
+    recipe = tmp_path / "bbn.yaml"
+    bbn = {**tiny_recipe, "model": {"name": "bbn_resnet20"}, "method": {"name": "bbn"},
+           "schedule": {"warmup_epochs": 2, "milestones": [6], "gamma": 0.1},
+           "train": {**tiny_recipe["train"], "epochs": 8}}
+    recipe.write_text(yaml.safe_dump(bbn))
+    out = tmp_path / "ablations"
+    command = ["study", "bbn-ablations", str(recipe), "--epochs", "2", "--output-dir", str(out)]
+    assert main(command) == 0
+    results = json.loads((out / "results.json").read_text())
+    runs = {"sampler": {"uniform": "sampler_uniform", "class_balanced": "sampler_class_balanced", "reversed": "bbn"},
+            "adaptor": {a: "bbn" if a == "parabolic_decay" else f"adaptor_{a}" for a in
+                        ("equal_weight", "beta", "parabolic_increment", "linear_decay", "cosine_decay",
+                         "parabolic_decay")}}
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted({*runs["sampler"].values(),
+                                                                         *runs["adaptor"].values()})
+    for table, column in runs.items():
+        for variant, run in column.items():
+            config = load_config(out / run / "config.yaml")
+            assert config.train.epochs == 2 and list(config.schedule.milestones) == [2]  # 6 of 8 -> 1.5 -> 2
+            assert config.schedule.warmup_epochs == 1
+            assert (config.method.rebalancing_sampler if table == "sampler" else config.method.adaptor) == variant
+            report = json.loads((out / run / "eval.json").read_text())
+            assert results["top1_error"][table][variant] == 100.0 - report["top1"]
+    assert "| Beta(0.2, 0.2) |" in (out / "table.md").read_text()
+    assert results["budget"] == {"epochs": 2, "recipe_epochs": 8}
+
+    recipe.write_text(yaml.safe_dump(tiny_recipe))  # a CE recipe: refused before any run
+    capsys.readouterr()
+    assert main([*command[:-1], str(tmp_path / "other")]) == 2
+    assert "need a BBN recipe" in capsys.readouterr().err and not (tmp_path / "other").exists()

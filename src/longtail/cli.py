@@ -139,15 +139,26 @@ def _eval_recorded(folder: Path, args: argparse.Namespace) -> None:
     print(f"identical to {folder / 'eval.json'} in top-1, many, medium and few")
 
 
-def _study(args: argparse.Namespace) -> None:
-    from .analysis.representation_classifier import run_study
-
+def _study_recipe(args: argparse.Namespace):
+    """A study's recipe: the config with its overrides, imbalance ratio and data root."""
     recipe = load_config(args.config, args.overrides)
     if args.imbalance_ratio is not None:
         recipe.data.imbalance_ratio = args.imbalance_ratio
     if args.data_root:
         recipe.data.root = args.data_root
-    run_study(recipe, Path(args.output_dir), args.epochs, args.classifier_epochs)
+    return recipe
+
+
+def _study(args: argparse.Namespace) -> None:
+    from .analysis.representation_classifier import run_study
+
+    run_study(_study_recipe(args), Path(args.output_dir), args.epochs, args.classifier_epochs)
+
+
+def _bbn_ablations(args: argparse.Namespace) -> None:
+    from .analysis.bbn_ablations import run_ablations
+
+    run_ablations(_study_recipe(args), Path(args.output_dir), args.epochs)
 
 
 def _datasets(args: argparse.Namespace) -> None:
@@ -354,6 +365,18 @@ def build_parser() -> argparse.ArgumentParser:
                       "finished runs there are reused")
     grid.add_argument("--data-root")
     grid.set_defaults(run=_study)
+    ablations = studies.add_parser(
+        "bbn-ablations", help="BBN Tables 3 and 4: the re-balancing branch's sampler and the adaptor, "
+        "eight runs, top-1 errors next to the paper's")
+    ablations.add_argument("config", help="the BBN recipe, e.g. configs/cifar10_lt/bbn.yaml")
+    ablations.add_argument("overrides", nargs="*", help="key=value overrides for every run")
+    ablations.add_argument("--imbalance-ratio", type=float, help="e.g. 50 (the paper's setting)")
+    ablations.add_argument("--epochs", type=int, default=200, help="epochs of every run; the recipe's "
+                           "warm-up and milestones are scaled to them")
+    ablations.add_argument("--output-dir", default="runs/study_bbn_ablations",
+                           help="where the runs, table.md and results.json go; finished runs there are reused")
+    ablations.add_argument("--data-root")
+    ablations.set_defaults(run=_bbn_ablations)
 
     datasets = commands.add_parser(
         "datasets", help="list a dataset's classes and long-tailed counts; the large benchmarks "

@@ -36,3 +36,10 @@ def paper_top1(dataset: str, method: str, imbalance_ratio: float | None) -> floa
     """The paper's figure for this cell, or None where the papers give none."""
     row = PAPER.get(method)
     return None if row is None else row.top1.get(dataset, {}).get(imbalance_ratio)
+
+
+# BBN Tables 3 and 4: top-1 error (%) on CIFAR-10-LT IR50 of BBN with another re-balancing
+# sampler (Table 3) or adaptor (Table 4); the reversed sampler with parabolic decay is BBN itself.
+BBN_SAMPLER_ERRORS = {"uniform": 21.31, "class_balanced": 21.06, "reversed": 17.82}
+BBN_ADAPTOR_ERRORS = {"equal_weight": 21.56, "beta": 21.75, "parabolic_increment": 22.70,
+                      "linear_decay": 18.55, "cosine_decay": 18.04, "parabolic_decay": 17.82}

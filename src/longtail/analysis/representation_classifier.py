@@ -5,35 +5,25 @@ features and retrains a new classifier with each manner again (cRT), giving a 3x
 test top-1 errors. BBN's finding on CIFAR-100-LT IR50: within a representation, RW and RS
 classifiers beat CE; within a classifier manner, the CE representation beats RW and RS.
 
-Every run lives in its own directory under the study's; a finished run (``eval.json``) is
-reused and an interrupted one resumes from its checkpoint, so the study can be rerun.
+Its runs are reused or resumed as :mod:`.study_runs` says, so the study can be rerun.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..checkpoints import LAST
-from ..errors import RunExists
 from ..io import write_json, write_text
 from .outputs import pyplot
+from .study_runs import scaled_schedule, train_or_reuse
 
 MANNERS: dict[str, dict] = {
     "CE": {"loss": "ce", "sampler": "uniform"},
     "RW": {"loss": {"name": "ce", "weights": "inverse_frequency"}, "sampler": "uniform"},
     "RS": {"loss": "ce", "sampler": "class_balanced"},
 }
-
-
-def scaled_schedule(schedule: DictConfig, epochs: int, recipe_epochs: int) -> dict:
-    """The recipe's warm-up and milestones shrunk in proportion to a shorter budget."""
-    ratio = epochs / recipe_epochs
-    warmup = max(1, round(schedule.warmup_epochs * ratio)) if schedule.warmup_epochs else 0
-    return {"warmup_epochs": warmup, "milestones": [round(m * ratio) for m in schedule.milestones]}
 
 
 def with_manner(recipe: DictConfig, manner: str, epochs: int, schedule: dict) -> DictConfig:
@@ -57,32 +47,6 @@ def stage2_config(recipe: DictConfig, stage1_dir: Path, manner: str, epochs: int
     config = with_manner(recipe, manner, epochs, {"name": "cosine", "warmup_epochs": 0})
     config.model = {"name": "frozen_features", "run": str(stage1_dir), "head": "linear"}
     return config
-
-
-def _same_run(config: DictConfig, saved: Path) -> bool:
-    """Whether ``saved`` (a run's config.yaml) describes ``config``, wherever the data lives."""
-    def comparable(node: DictConfig) -> dict:
-        plain = OmegaConf.to_container(node, resolve=True)
-        plain["data"].pop("root", None)
-        return plain
-
-    return comparable(OmegaConf.load(saved)) == comparable(config)
-
-
-def train_or_reuse(config: DictConfig, run_dir: Path, log: Callable[[str], None]) -> dict:
-    """The run's test report: read if it finished, else trained (resumed if interrupted)."""
-    from ..engine import Trainer
-
-    saved = run_dir / "config.yaml"
-    if saved.exists() and not _same_run(config, saved):
-        raise RunExists(f"{run_dir} holds a run of another budget or recipe; "
-                         "choose another --output-dir")
-    finished = run_dir / "eval.json"
-    if finished.exists():
-        log(f"{run_dir}: finished, reusing its eval.json")
-        return json.loads(finished.read_text())
-    log(f"{run_dir}: training {config.train.epochs} epochs")
-    return Trainer(config, run_dir, resume=(run_dir / LAST).exists(), log=log).fit()
 
 
 def format_table(errors: dict[str, dict[str, float]]) -> str:

@@ -1,0 +1,47 @@
+"""The runs of a multi-run study: each in its own directory under the study's, a finished one
+(``eval.json``) reused, an interrupted one resumed from its checkpoint, one of another recipe
+or budget refused, so that a study can simply be run again."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from ..checkpoints import LAST
+from ..errors import RunExists
+
+
+def scaled_schedule(schedule: DictConfig, epochs: int, recipe_epochs: int) -> dict:
+    """The recipe's warm-up and milestones shrunk in proportion to a shorter budget."""
+    ratio = epochs / recipe_epochs
+    warmup = max(1, round(schedule.warmup_epochs * ratio)) if schedule.warmup_epochs else 0
+    return {"warmup_epochs": warmup, "milestones": [round(m * ratio) for m in schedule.milestones]}
+
+
+def _same_run(config: DictConfig, saved: Path) -> bool:
+    """Whether ``saved`` (a run's config.yaml) describes ``config``, wherever the data lives."""
+    def comparable(node: DictConfig) -> dict:
+        plain = OmegaConf.to_container(node, resolve=True)
+        plain["data"].pop("root", None)
+        return plain
+
+    return comparable(OmegaConf.load(saved)) == comparable(config)
+
+
+def train_or_reuse(config: DictConfig, run_dir: Path, log: Callable[[str], None]) -> dict:
+    """The run's test report: read if it finished, else trained (resumed if interrupted)."""
+    from ..engine import Trainer
+
+    saved = run_dir / "config.yaml"
+    if saved.exists() and not _same_run(config, saved):
+        raise RunExists(f"{run_dir} holds a run of another budget or recipe; "
+                         "choose another --output-dir")
+    finished = run_dir / "eval.json"
+    if finished.exists():
+        log(f"{run_dir}: finished, reusing its eval.json")
+        return json.loads(finished.read_text())
+    log(f"{run_dir}: training {config.train.epochs} epochs")
+    return Trainer(config, run_dir, resume=(run_dir / LAST).exists(), log=log).fit()
