@@ -350,32 +350,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     study = commands.add_parser("study", help="multi-run studies with a table and a figure")
     studies = study.add_subparsers(dest="study", required=True)
-    grid = studies.add_parser(
+    def study_parser(name: str, help: str, config: str, epochs: str, output_dir: str, outputs: str):
+        """A study's command: a recipe with overrides for every run, its budget and output folder."""
+        parser = studies.add_parser(name, help=help)
+        parser.add_argument("config", help=f"the recipe, e.g. {config}")
+        parser.add_argument("overrides", nargs="*", help="key=value overrides for every run")
+        parser.add_argument("--imbalance-ratio", type=float, help="e.g. 50 (BBN's setting)")
+        parser.add_argument("--epochs", type=int, default=200,
+                            help=f"{epochs}; the recipe's warm-up and milestones are scaled to them")
+        parser.add_argument("--output-dir", default=output_dir,
+                            help=f"where the runs, {outputs} go; finished runs there are reused")
+        parser.add_argument("--data-root")
+        return parser
+
+    grid = study_parser(
         "representation-classifier",
-        help="BBN Figure 2: CE/RW/RS representation x CE/RW/RS classifier (cRT), top-1 errors")
-    grid.add_argument("config", help="the recipe, e.g. configs/cifar100_lt/base.yaml")
-    grid.add_argument("overrides", nargs="*", help="key=value overrides for every run")
-    grid.add_argument("--imbalance-ratio", type=float, help="e.g. 50 (BBN's setting)")
-    grid.add_argument("--epochs", type=int, default=200, help="stage-1 (representation) epochs; "
-                      "the recipe's warm-up and milestones are scaled to it")
+        "BBN Figure 2: CE/RW/RS representation x CE/RW/RS classifier (cRT), top-1 errors",
+        "configs/cifar100_lt/base.yaml", "stage-1 (representation) epochs",
+        "runs/study_representation_classifier", "table.md, results.json and heatmap.png")
     grid.add_argument("--classifier-epochs", type=int, default=10,
                       help="stage-2 epochs (new linear classifier, cosine learning rate)")
-    grid.add_argument("--output-dir", default="runs/study_representation_classifier",
-                      help="where the runs, table.md, results.json and heatmap.png go; "
-                      "finished runs there are reused")
-    grid.add_argument("--data-root")
     grid.set_defaults(run=_study)
-    ablations = studies.add_parser(
-        "bbn-ablations", help="BBN Tables 3 and 4: the re-balancing branch's sampler and the adaptor, "
-        "eight runs, top-1 errors next to the paper's")
-    ablations.add_argument("config", help="the BBN recipe, e.g. configs/cifar10_lt/bbn.yaml")
-    ablations.add_argument("overrides", nargs="*", help="key=value overrides for every run")
-    ablations.add_argument("--imbalance-ratio", type=float, help="e.g. 50 (the paper's setting)")
-    ablations.add_argument("--epochs", type=int, default=200, help="epochs of every run; the recipe's "
-                           "warm-up and milestones are scaled to them")
-    ablations.add_argument("--output-dir", default="runs/study_bbn_ablations",
-                           help="where the runs, table.md and results.json go; finished runs there are reused")
-    ablations.add_argument("--data-root")
+    ablations = study_parser(
+        "bbn-ablations", "BBN Tables 3 and 4: the re-balancing branch's sampler and the adaptor, "
+        "eight runs, top-1 errors next to the paper's", "configs/cifar10_lt/bbn.yaml",
+        "epochs of every run", "runs/study_bbn_ablations", "table.md and results.json")
     ablations.set_defaults(run=_bbn_ablations)
 
     datasets = commands.add_parser(

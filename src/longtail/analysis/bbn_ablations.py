@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..errors import ConfigError
 from ..io import write_json, write_text
 from .paper_numbers import BBN_ADAPTOR_ERRORS, BBN_SAMPLER_ERRORS
-from .study_runs import scaled_schedule, train_or_reuse
+from .study_runs import recipe_data, scaled_schedule, train_or_reuse
 
 MAIN = ("reversed", "parabolic_decay")  # BBN's own sampler and adaptor
 SAMPLERS = {"uniform": "Uniform sampler", "class_balanced": "Balanced sampler",
@@ -86,10 +86,8 @@ def run_ablations(recipe: DictConfig, output_dir: Path, epochs: int,
     errors = {name: 100.0 - train_or_reuse(config, output_dir / name, log)["top1"]
               for name, config in configs.items()}
     tables = errors_by_table(errors)
-    dataset = OmegaConf.to_container(recipe.data.source)
-    name = dataset if isinstance(dataset, str) else dataset["name"]
-    ratio = recipe.data.imbalance_ratio
-    title = f"BBN ablations, {name}{f' IR{ratio:g}' if ratio else ''}, {epochs} of {recipe.train.epochs} epochs"
+    name, ratio, data_label = recipe_data(recipe)
+    title = f"BBN ablations, {data_label}, {epochs} of {recipe.train.epochs} epochs"
     results = {"dataset": name, "imbalance_ratio": ratio,
                "budget": {"epochs": epochs, "recipe_epochs": recipe.train.epochs},
                "top1_error": tables, "paper_top1_error": {"sampler": BBN_SAMPLER_ERRORS, "adaptor": BBN_ADAPTOR_ERRORS},

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..io import write_json, write_text
 from .outputs import pyplot
-from .study_runs import scaled_schedule, train_or_reuse
+from .study_runs import recipe_data, scaled_schedule, train_or_reuse
 
 MANNERS: dict[str, dict] = {
     "CE": {"loss": "ce", "sampler": "uniform"},
@@ -105,10 +105,8 @@ def run_study(recipe: DictConfig, output_dir: Path, epochs: int, classifier_epoc
             report = train_or_reuse(stage2_config(recipe, stage1_dir, cls, classifier_epochs),
                                     output_dir / f"representation_{rep}_classifier_{cls}", log)
             errors[rep][cls] = 100.0 - report["top1"]
-    dataset = OmegaConf.to_container(recipe.data.source)
-    name = dataset if isinstance(dataset, str) else dataset["name"]
-    ratio = recipe.data.imbalance_ratio
-    title = f"{name}{f' IR{ratio:g}' if ratio else ''}: {epochs} + {classifier_epochs} epochs"
+    name, ratio, data_label = recipe_data(recipe)
+    title = f"{data_label}: {epochs} + {classifier_epochs} epochs"
     results = {
         "dataset": name, "imbalance_ratio": recipe.data.imbalance_ratio,
         "budget": {"representation_epochs": epochs, "classifier_epochs": classifier_epochs},

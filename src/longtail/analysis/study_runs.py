@@ -21,6 +21,14 @@ def scaled_schedule(schedule: DictConfig, epochs: int, recipe_epochs: int) -> di
     return {"warmup_epochs": warmup, "milestones": [round(m * ratio) for m in schedule.milestones]}
 
 
+def recipe_data(recipe: DictConfig) -> tuple[str, float | None, str]:
+    """``(dataset name, imbalance ratio, label)`` of a study's recipe, e.g. ``cifar10 IR50``."""
+    source = OmegaConf.to_container(recipe.data.source)
+    name = source if isinstance(source, str) else source["name"]
+    ratio = recipe.data.imbalance_ratio
+    return name, ratio, f"{name}{f' IR{ratio:g}' if ratio else ''}"
+
+
 def _same_run(config: DictConfig, saved: Path) -> bool:
     """Whether ``saved`` (a run's config.yaml) describes ``config``, wherever the data lives."""
     def comparable(node: DictConfig) -> dict:
