@@ -108,7 +108,7 @@ def run_study(recipe: DictConfig, output_dir: Path, epochs: int, classifier_epoc
     name, ratio, data_label = recipe_data(recipe)
     title = f"{data_label}: {epochs} + {classifier_epochs} epochs"
     results = {
-        "dataset": name, "imbalance_ratio": recipe.data.imbalance_ratio,
+        "dataset": name, "imbalance_ratio": ratio,
         "budget": {"representation_epochs": epochs, "classifier_epochs": classifier_epochs},
         "top1_error": errors, "paper_pattern": paper_pattern(errors),
     }
