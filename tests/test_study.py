@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from omegaconf import OmegaConf
 
 from longtail.analysis.representation_classifier import format_table, paper_pattern
+from longtail.analysis.study_runs import train_or_reuse
 from longtail.cli import main
 from longtail.config import load_config
+from longtail.errors import RunExists
 
 # Made-up errors with the pattern BBN reports (rows representation, columns classifier)
 PATTERNED = {"CE": {"CE": 58.62, "RW": 56.65, "RS": 56.10},
@@ -64,6 +67,23 @@ def test_study_command_runs_the_grid_and_reuses_finished_runs(tiny_recipe, tmp_p
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/eval.json")} == stamps
     longer = [*command[:6], "2", *command[7:]]  # --epochs 2 into the same directory
     assert main(longer) == 2  # refused, not silently reused
+
+
+def test_a_study_reuses_a_run_trained_elsewhere_with_other_runtime_settings(tiny_recipe, tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe))
+    assert main(["train", str(recipe), "train.epochs=1", f"output_dir={tmp_path / 'runs'}", "name=plain",
+                 "train.threads=1", "train.eval_every=1", "train.checkpoint_every=0"]) == 0
+    trained = tmp_path / "runs" / "plain"
+    stamp = (trained / "eval.json").stat().st_mtime_ns
+    study_run = tmp_path / "study" / "bbn"
+    study_run.parent.mkdir()
+    study_run.symlink_to(trained)  # e.g. the lane-trained run standing in a study's folder
+    report = train_or_reuse(load_config(recipe, ["train.epochs=1"]), study_run, log=lambda line: None)
+    assert report == json.loads((trained / "eval.json").read_text())
+    assert (trained / "eval.json").stat().st_mtime_ns == stamp  # read, not trained again
+    with pytest.raises(RunExists, match=r"its optim differ"):
+        train_or_reuse(load_config(recipe, ["train.epochs=1", "optim.lr=0.5"]), study_run, log=lambda line: None)
 
 
 def test_eval_command_applies_posthoc_corrections(tiny_recipe, tmp_path):

@@ -9,6 +9,7 @@ their registries by :func:`longtail.engine.choices.check_choices` before any dat
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -182,3 +183,23 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 def plain(node: Any) -> Any:
     """A plain Python value (dicts, lists, scalars) from a config node."""
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, Container) else node
+
+
+# Settings that change where and how a run is kept, never what it trains (the draws do not
+# depend on the device's name, the threads or the DataLoader workers: see longtail.seeding).
+RUNTIME_KEYS = ("name", "output_dir", "data.root", "train.device", "train.threads", "train.num_workers",
+                "train.prefetch_factor", "train.persistent_workers", "train.pin_memory", "train.progress",
+                "train.eval_every", "train.checkpoint_every", "train.log_classifier_grad_every")
+
+
+def training_recipe(config: Any, ignore: tuple[str, ...] = ()) -> dict:
+    """``config`` (a config node or its plain dict) as a plain dict without :data:`RUNTIME_KEYS`
+    and the dotted keys ``ignore``: two runs train alike exactly when these are equal."""
+    recipe = copy.deepcopy(plain(config))
+    for dotted in (*RUNTIME_KEYS, *ignore):
+        *parents, key = dotted.split(".")
+        node = recipe
+        for parent in parents:
+            node = node.get(parent) or {}
+        node.pop(key, None)
+    return recipe

@@ -6,12 +6,11 @@ its ``_irN`` part (``bbn`` for ``bbn_ir100``; ``bbn_sampler_uniform`` for
 folders ``NAME``, ``NAME_seed1``, ``NAME_seed2``, ... of one dataset folder are runs of one cell,
 reported as mean ± sample standard deviation over the n runs (and the mean of the other
 figures). Their configs must differ only in ``seed`` and in settings that do not change training
-(:data:`RUNTIME_KEYS`), and their seeds must differ.
+(:data:`longtail.config.RUNTIME_KEYS`), and their seeds must differ.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from ..config import training_recipe
 from ..errors import ConfigError
 from ..io import write_text
 from .paper_numbers import PAPER, paper_top1
@@ -29,8 +29,6 @@ TABLE_BEGIN = "<!-- results-table: written by `longtail results-table --readme R
 TABLE_END = "<!-- /results-table -->"
 SEED_SUFFIX = re.compile(r"_seed\d+$")
 RATIO_PART = re.compile(r"_ir\d+(?=_|$)")
-RUNTIME_KEYS = ("seed", "name", "output_dir", "data.root", "train.device", "train.threads", "train.num_workers",
-                "train.progress", "train.eval_every", "train.checkpoint_every", "train.log_classifier_grad_every")
 DATASET_LABELS = {"cifar10_lt": "CIFAR-10-LT", "cifar100_lt": "CIFAR-100-LT"}
 
 
@@ -53,18 +51,6 @@ class Cell:
         return None if None in values else statistics.fmean(values)
 
 
-def _recipe(config: dict) -> dict:
-    """``config`` without the keys that may differ between seeds of one cell."""
-    recipe = copy.deepcopy(config)
-    for dotted in RUNTIME_KEYS:
-        *parents, key = dotted.split(".")
-        node = recipe
-        for parent in parents:
-            node = node.get(parent) or {}
-        node.pop(key, None)
-    return recipe
-
-
 def recorded_cells(results_dir: Path) -> list[Cell]:
     """Every recorded run (folders with a ``summary.json``), grouped into cells by seed suffix."""
     groups: dict[tuple[str, str], list[Path]] = {}
@@ -79,7 +65,7 @@ def recorded_cells(results_dir: Path) -> list[Cell]:
             raise ConfigError(f"the runs of {dataset}/{name} ({', '.join(f.name for f in folders)}) repeat a "
                              f"seed ({seeds}); a _seedK folder must hold a run with another seed")
         for folder, config in zip(folders[1:], configs[1:]):
-            if _recipe(config) != _recipe(configs[0]):
+            if training_recipe(config, ignore=("seed",)) != training_recipe(configs[0], ignore=("seed",)):
                 raise ConfigError(f"{folder}/config.yaml differs from {folders[0]}/config.yaml in more than "
                                  "the seed; give the run its own folder name, not a _seedK one")
         summaries = [json.loads((folder / "summary.json").read_text()) for folder in folders]

@@ -1,6 +1,8 @@
 """The runs of a multi-run study: each in its own directory under the study's, a finished one
 (``eval.json``) reused, an interrupted one resumed from its checkpoint, one of another recipe
-or budget refused, so that a study can simply be run again."""
+or budget refused, so that a study can simply be run again. Settings that do not change what is
+trained (:data:`longtail.config.RUNTIME_KEYS`: threads, device, run name, ...) may differ, so a
+run that ``longtail train`` made can stand in a study's folder (a link to it will do)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ..checkpoints import LAST
+from ..config import training_recipe
 from ..errors import RunExists
 
 
@@ -34,24 +37,17 @@ def recipe_data(recipe: DictConfig) -> tuple[str, float | None, str]:
     return name, ratio, f"{name}{f' IR{ratio:g}' if ratio else ''}"
 
 
-def _same_run(config: DictConfig, saved: Path) -> bool:
-    """Whether ``saved`` (a run's config.yaml) describes ``config``, wherever the data lives."""
-    def comparable(node: DictConfig) -> dict:
-        plain = OmegaConf.to_container(node, resolve=True)
-        plain["data"].pop("root", None)
-        return plain
-
-    return comparable(OmegaConf.load(saved)) == comparable(config)
-
-
 def train_or_reuse(config: DictConfig, run_dir: Path, log: Callable[[str], None]) -> dict:
     """The run's test report: read if it finished, else trained (resumed if interrupted)."""
     from ..engine import Trainer
 
     saved = run_dir / "config.yaml"
-    if saved.exists() and not _same_run(config, saved):
-        raise RunExists(f"{run_dir} holds a run of another budget or recipe; "
-                         "choose another --output-dir")
+    if saved.exists():
+        held, wanted = training_recipe(OmegaConf.load(saved)), training_recipe(config)
+        if held != wanted:
+            differ = ", ".join(sorted(key for key in held.keys() | wanted.keys() if held.get(key) != wanted.get(key)))
+            raise RunExists(f"{run_dir} holds a run of another budget or recipe (its {differ} differ); "
+                            "choose another --output-dir")
     finished = run_dir / "eval.json"
     if finished.exists():
         log(f"{run_dir}: finished, reusing its eval.json")
