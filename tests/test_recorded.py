@@ -190,14 +190,16 @@ def test_results_table_groups_seeds_and_cites_the_paper(tmp_path):
     _fake_record(results, "cifar100_lt", "bbn_ir100_seed2", 43.0, seed=2, wall=4200)
     _fake_record(results, "cifar100_lt", "bbn_ir50_sampler_uniform", 45.5, ratio=50)
     _fake_record(results, "cifar10_lt", "ce_ir10", 86.0, ratio=10)
+    _fake_record(results, "cifar10_lt", "ce_rs_ir50", 76.0, ratio=50)
     lines = results_table(results, tmp_path).splitlines()
     assert lines[0].startswith("| dataset | method | IR | paper | measured | many | medium | few | wall time |")
     # CIFAR-10-LT first; mean ± sample std over 3 seeds = 42 ± 1; the mean wall time 3600 s
     assert lines[2].startswith("| CIFAR-10-LT | CE | 10 | 86.39 | 86.00 | 96.00 | 86.00 | 76.00 | 10 min |")
-    assert lines[3].startswith("| CIFAR-100-LT | BBN | 100 | 42.56 | 42.00 ± 1.00 (n=3) | 52.00 | 42.00 | 32.00 | "
+    assert lines[3].startswith("| CIFAR-10-LT | CE-RS | 50 | – | 76.00 |")  # no paper figure, after those with one
+    assert lines[4].startswith("| CIFAR-100-LT | BBN | 100 | 42.56 | 42.00 ± 1.00 (n=3) | 52.00 | 42.00 | 32.00 | "
                                "60 min | [bbn_ir100](results/cifar100_lt/bbn_ir100) "
                                "[bbn_ir100_seed1](results/cifar100_lt/bbn_ir100_seed1) ")
-    assert lines[4].startswith("| CIFAR-100-LT | bbn_sampler_uniform | 50 | – | 45.50 |")
+    assert lines[5].startswith("| CIFAR-100-LT | bbn_sampler_uniform | 50 | – | 45.50 |")
     assert lines[-1] == "Paper figures: BBN Table 1 (CE, BBN)."
 
     readme = tmp_path / "README.md"
