@@ -239,3 +239,56 @@ def test_classifier_grad_command(runs, tmp_path):
 def test_classifier_grad_explains_a_run_without_log(runs, tmp_path, capsys):
     assert main(["analyze", "classifier-grad", str(runs["rs"]), "--output-dir", str(tmp_path)]) == 2
     assert "train.log_classifier_grad_every=N" in capsys.readouterr().err
+
+
+# --- bf16 against fp32 gradients (issue 15) ----------------------------------------------------
+
+
+def test_gradient_parts_split_bbn_classifier_by_hand():
+    from longtail.analysis.grad_precision import gradient_parts, relative
+
+    bbn = create("bbn_resnet20", num_classes=3)
+    weight, bias = bbn.classifier.weight, bbn.classifier.bias
+    (2 * weight[:, :64].sum() + 3 * weight[:, 64:].sum() + bias.sum()).backward()  # 64: ResNet-20's width
+    parts = gradient_parts(bbn)
+    assert set(parts) == {"classifier W_c", "classifier W_r", "classifier bias"}  # no gradient elsewhere
+    assert torch.equal(parts["classifier W_c"], torch.full((3 * 64,), 2.0))
+    assert torch.equal(parts["classifier W_r"], torch.full((3 * 64,), 3.0))
+    assert torch.equal(parts["classifier bias"], torch.ones(3))
+    model = create("resnet20", num_classes=3)
+    model(torch.randn(2, 3, 16, 16)).sum().backward()
+    sizes = {part: grad.numel() for part, grad in gradient_parts(model).items()}
+    assert sizes == {"backbone": sum(p.numel() for p in model.backbone.parameters()), "head": 64 * 3 + 3}
+    assert relative(torch.tensor([1.0, 1.0]), torch.tensor([3.0, 4.0])) == pytest.approx(np.hypot(2, 3) / 5)
+    assert relative(torch.ones(2), torch.zeros(2)) is None
+
+
+def test_fp32_against_itself_is_exact_even_with_a_random_adaptor(tiny_run):
+    from longtail.analysis.grad_precision import compare_precisions
+    from longtail.analysis.trained import load_run
+
+    # Beta(0.2, 0.2) draws α anew in every forward: both passes must draw the same one
+    run = load_run(tiny_run("model.name=bbn_resnet20", "method.name=bbn", "method.adaptor=beta"))
+    rows = compare_precisions(run, [1, 2], batches=2, precision="fp32", device=torch.device("cpu"))
+    for row in rows:
+        assert row["relative_error"] == dict.fromkeys(row["relative_error"], 0.0)
+        assert all(change > 0 for change in row["batch_to_batch"].values())  # two batches, two gradients
+        assert 0 < row["logs"]["alpha"] < 1 and row["logs"]["alpha"] != 0.5  # a draw, not the mean
+
+
+def test_grad_precision_command(runs, tmp_path, capsys):
+    out = tmp_path / "precision"
+    assert main(["analyze", "grad-precision", str(runs["ce"]), str(runs["bbn"]), "--batches", "2",
+                 "--output-dir", str(out)]) == 0
+    results = json.loads((out / "grad_precision.json").read_text())["results"]
+    assert [row["epoch"] for row in results["bbn"]] == [1, 2]  # default_epochs(2): first and last
+    assert [row["logs"]["alpha"] for row in results["bbn"]] == [1.0, 0.75]  # 1 − ((T − 1) / 2)²
+    first, last = results["bbn"]
+    assert first["relative_error"]["rebalancing"] is None  # α = 1: the branch gets no gradient
+    for row in (*results["ce"], last):
+        assert all(0 < error < 0.5 for error in row["relative_error"].values())  # bf16: off, but not far
+    assert set(results["ce"][0]["relative_error"]) == {"backbone", "head"}
+    table = (out / "grad_precision.md").read_text()
+    assert "### bbn" in table and "| 1 | 1 |" in table and "–" in table
+    assert main(["analyze", "grad-precision", str(runs["ce"]), "--epochs", "3", "--output-dir", str(out)]) == 2
+    assert "--epochs [3]: ce has epochs 1 to 2" in capsys.readouterr().err

@@ -319,6 +319,13 @@ def _add_analyses(commands) -> None:
     curves.add_argument("--paper", type=float, help="the paper's figure, drawn as a dotted line")
     entry("classifier-grad", "classifier_grad", "PaCo Figure 2: mean gradient norm of each class's classifier "
           "weights, classes sorted by image count", runs="runs trained with train.log_classifier_grad_every=N")
+    precision = entry("grad-precision", "grad_precision", "how far a training step's gradients under bf16 "
+                      "autocast are from fp32's, per part of the model and epoch (issue 15's question for BBN)",
+                      runs="run directories or results folders", device=True)
+    precision.add_argument("--epochs", nargs="+", type=int, help="1-based epochs whose state (BBN: alpha) to "
+                           "measure in (default: the first, middle, three-quarter and last)")
+    precision.add_argument("--batches", type=int, default=4, help="training batches per epoch")
+    precision.add_argument("--precision", default="bf16", choices=("bf16", "fp16"), help="against fp32")
 
 
 def build_parser() -> argparse.ArgumentParser:
