@@ -148,6 +148,10 @@ def test_tampered_weights_and_overwrites_are_refused(tiny_npz, tmp_path, capsys)
     assert not (dest / "eval_stale.json").exists() and (dest / "model.safetensors").read_bytes() == shipped
 
     recorded = json.loads((dest / "eval.json").read_text())
+    (dest / "eval.json").write_text(json.dumps({**recorded, "many": recorded["many"] * (1 + 2**-50)}))
+    capsys.readouterr()
+    assert main(["eval", str(dest)]) == 0  # the same images right, a mean summed in another order
+    assert "identical" in capsys.readouterr().out
     (dest / "eval.json").write_text(json.dumps({**recorded, "few": recorded["few"] + 1}))
     capsys.readouterr()
     assert main(["eval", str(dest)]) == 2
