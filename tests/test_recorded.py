@@ -19,6 +19,7 @@ from longtail.analysis.results_table import TABLE_BEGIN, TABLE_END, results_tabl
 from longtail.cli import main
 from longtail.config import load_config
 from longtail.engine import Trainer
+from longtail.engine.distributed import processor
 from longtail.models import create, load_pretrained, pretrained_transform
 
 MOCO_TINY = {"name": "moco_resnet20", "dim": 8, "queue_size": 16, "momentum": 0.99}
@@ -157,6 +158,17 @@ def test_tampered_weights_and_overwrites_are_refused(tiny_npz, tmp_path, capsys)
     assert main(["eval", str(dest)]) == 2
     error = capsys.readouterr().err
     assert "differs" in error and "few" in error and "top1" not in error
+    here = processor(torch.device("cpu"))  # the summary names the processor that trained the run
+    assert here in error and "same kind of processor" in error and "check that the data" in error
+    summary = json.loads((dest / "summary.json").read_text())
+    assert summary["processor"] == here and torch.backends.cpu.get_cpu_capability() in here
+    for trained_on, said in (("Other CPU (AVX2)", f"trained on Other CPU (AVX2), recomputed on {here}: bf16"),
+                             (None, "does not name the processor")):  # records made before it was kept
+        changed = {**summary, "processor": trained_on} if trained_on else {k: v for k, v in summary.items()
+                                                                          if k != "processor"}
+        (dest / "summary.json").write_text(json.dumps(changed))
+        assert main(["eval", str(dest)]) == 2
+        assert said in capsys.readouterr().err
     damaged = bytearray(shipped)
     damaged[-1] ^= 1
     (dest / "model.safetensors").write_bytes(bytes(damaged))

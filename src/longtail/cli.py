@@ -114,7 +114,7 @@ def _eval(args: argparse.Namespace) -> None:
 
 def _eval_recorded(folder: Path, args: argparse.Namespace) -> None:
     """A results folder: recompute its eval.json from the shipped weights and compare."""
-    from .analysis.results import recompute_eval
+    from .analysis.results import processors_note, recompute_eval
     from .engine import format_report
     from .engine.records import write_report
 
@@ -140,8 +140,7 @@ def _eval_recorded(folder: Path, args: argparse.Namespace) -> None:
               or report[key] is not None and not math.isclose(report[key], recorded[key], rel_tol=0, abs_tol=1e-9)]
     if differ:
         raise DataError(f"the recomputed report differs from {folder / 'eval.json'}: {', '.join(differ)} "
-                        "(on another kind of CPU or GPU than the one that trained it, bf16 kernels can flip "
-                        "a few predictions)")
+                        f"({processors_note(folder)})")
     print(f"identical to {folder / 'eval.json'} in top-1, many, medium and few")
 
 

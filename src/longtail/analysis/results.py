@@ -10,7 +10,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from ..checkpoints import LAST, load_checkpoint
-from ..engine.distributed import setup
+from ..engine.distributed import processor, setup
 from ..engine.metrics import classification_report
 from ..errors import CheckpointError, NotFound, RunExists
 from ..io import write_atomically, write_json
@@ -82,3 +82,19 @@ def recompute_eval(folder: Path, data_root: str | None = None,
     report = classification_report(logits, targets, experiment.class_counts, config.data.many_threshold,
                                    config.data.few_threshold)
     return report, json.loads((folder / "eval.json").read_text())
+
+
+def processors_note(folder: Path) -> str:
+    """Which processors trained and recomputed a results folder's report, for a recomputation that
+    differs: bf16 kernels differ between kinds of processor and can flip a few predictions."""
+    summary = json.loads((folder / "summary.json").read_text())
+    here = processor(setup("cpu" if summary.get("device") == "cpu" else "auto").device)
+    trained_on = summary.get("processor")
+    if trained_on is None:
+        return (f"recomputed on {here}; its summary.json does not name the processor that trained it: on "
+                "another kind of CPU or GPU, bf16 kernels can flip a few predictions")
+    if trained_on == here:
+        return (f"trained and recomputed on {here}: the same kind of processor, so check that the data is "
+                "the run's own")
+    return (f"trained on {trained_on}, recomputed on {here}: bf16 kernels differ between them and can flip "
+            "a few predictions")

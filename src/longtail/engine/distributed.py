@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import platform
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,6 +43,20 @@ def setup(device: str = "auto") -> Runtime:
     if device == "auto":
         return Runtime(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     return Runtime(torch.device(device))
+
+
+def processor(device: torch.device) -> str:
+    """The kind of processor that computes on ``device``, for a run's record: bf16 kernels differ
+    between kinds of CPU and GPU, and with them the last bits of a run's predictions."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    amx = any(line.startswith("flags") and " amx_bf16" in line for line in lines)
+    # torch's dispatch level (AVX2, AVX512, ...) and AMX pick the bf16 convolution kernels oneDNN runs
+    kernels = torch.backends.cpu.get_cpu_capability() + (", AMX" if amx else "")
+    return f"{names[0] if names else platform.processor() or platform.machine()} ({kernels})"
 
 
 def _check_device(device: str) -> None:

@@ -39,7 +39,7 @@ from ..methods import StepOutput
 from ..optimizers import build_optimizer
 from ..seeding import seed_global
 from .classifier_grads import GRAD_LOG, ClassifierGradLog
-from .distributed import Runtime, broadcast_from_main, restart_advice, setup, torchrun_job
+from .distributed import Runtime, broadcast_from_main, processor, restart_advice, setup, torchrun_job
 from .experiment import Experiment, autocast, build_experiment, predict
 from .lock import held_by_job, run_lock
 from .metrics import classification_report, format_report
@@ -297,6 +297,7 @@ class Trainer:
             "wall_time_h": round(self.elapsed / 3600, 3), "top1": report["top1"],
             "many": report["many"], "medium": report["medium"], "few": report["few"],
             "train_images": len(self.experiment.train), "device": str(self.runtime.device),
+            "processor": processor(self.runtime.device),  # of the final epochs, where a resume moved
             "torch": torch.__version__, "threads": torch.get_num_threads(),
         })
         self.log(format_report(report, f"final epoch ({self.config.train.epochs}) on the test set:"))
