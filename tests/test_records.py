@@ -51,10 +51,12 @@ def _files(run: Path) -> dict[str, bytes]:
 
 
 def _start(config_file: Path, output_dir: Path, *overrides: str) -> subprocess.Popen:
-    """``longtail train`` in its own process group, as a shell runs a foreground job."""
+    """``longtail train`` in its own process group, as a shell runs a foreground job: with Ctrl-C's
+    SIGINT at its default even when pytest itself runs in the background (``&``), which ignores it."""
     return subprocess.Popen([sys.executable, "-m", "longtail.cli", "train", str(config_file),
                              f"output_dir={output_dir}", *overrides], env=ENV, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_epochs(process: subprocess.Popen, run: Path, count: int) -> None:
