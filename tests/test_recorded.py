@@ -78,7 +78,7 @@ def test_record_ships_weights_that_reproduce_the_run(case, tiny_npz, tmp_path, c
     assert main(["eval", str(dest)]) == 0
     assert "identical" in capsys.readouterr().out
     assert (dest / "eval.json").read_bytes() == recorded and sorted(p.name for p in dest.iterdir()) == files
-    report, _ = recompute_eval(dest)  # the whole report, ECE too: the very same logits
+    report, _, _ = recompute_eval(dest)  # the whole report, ECE too: the very same logits
     assert json.loads(json.dumps(report)) == json.loads(recorded)
 
     # the analyses read the results folder as they read the run directory

@@ -123,7 +123,7 @@ def _eval_recorded(folder: Path, args: argparse.Namespace) -> None:
                          "the run directory with its checkpoints/")
     trained_in = load_config(folder / "config.yaml").train.precision
     if args.precision not in (None, trained_in):  # another computation: compared, never checked
-        report, recorded = recompute_eval(folder, args.data_root, args.precision)
+        report, recorded, _ = recompute_eval(folder, args.data_root, args.precision)
         print(format_report(report, f"{folder}, from its weights in {args.precision} "
                                     f"(trained and recorded in {trained_in}):"))
         print(f"top-1 {report['top1'] - recorded['top1']:+.2f} points against {folder / 'eval.json'}")
@@ -131,7 +131,7 @@ def _eval_recorded(folder: Path, args: argparse.Namespace) -> None:
             written = write_report(Path(args.output), report)
             print(f"written to {args.output}" if written else f"the same report as {args.output}, left as it was")
         return
-    report, recorded = recompute_eval(folder, args.data_root)
+    report, recorded, recomputed_on = recompute_eval(folder, args.data_root)
     print(format_report(report, f"{folder}, recomputed from its weights:"))
     keys = ("top1", "many", "medium", "few")
     # Equal counts of correct images can differ in the last bit of a mean (78.5 against 78.49999999999999).
@@ -140,7 +140,7 @@ def _eval_recorded(folder: Path, args: argparse.Namespace) -> None:
               or report[key] is not None and not math.isclose(report[key], recorded[key], rel_tol=0, abs_tol=1e-9)]
     if differ:
         raise DataError(f"the recomputed report differs from {folder / 'eval.json'}: {', '.join(differ)} "
-                        f"({processors_note(folder)})")
+                        f"({processors_note(folder, recomputed_on)})")
     print(f"identical to {folder / 'eval.json'} in top-1, many, medium and few")
 
 

@@ -71,30 +71,29 @@ def record(run_dir: Path, destination: Path, force: bool = False, data_root: str
 
 
 def recompute_eval(folder: Path, data_root: str | None = None,
-                   precision: str | None = None) -> tuple[dict, dict]:
-    """``(recomputed, recorded)``: the test report of a results folder's shipped weights (checksum
-    verified first), computed as the trainer computed its final one (same config, precision and
-    memory format; on the CPU when the run was) or in another ``precision``, and the folder's
-    ``eval.json``."""
+                   precision: str | None = None) -> tuple[dict, dict, str]:
+    """``(recomputed, recorded, processor)``: the test report of a results folder's shipped weights
+    (checksum verified first), computed as the trainer computed its final one (same config,
+    precision and memory format; on the CPU when the run was) or in another ``precision``; the
+    folder's ``eval.json``; and the processor that recomputed it (see :func:`processors_note`)."""
     experiment, _ = shipped_experiment(folder, data_root)
     config = experiment.config
-    logits, targets = logits_on_test_set(experiment, setup(config.train.device).device, precision)
+    device = setup(config.train.device).device
+    logits, targets = logits_on_test_set(experiment, device, precision)
     report = classification_report(logits, targets, experiment.class_counts, config.data.many_threshold,
                                    config.data.few_threshold)
-    return report, json.loads((folder / "eval.json").read_text())
+    return report, json.loads((folder / "eval.json").read_text()), processor(device)
 
 
-def processors_note(folder: Path) -> str:
+def processors_note(folder: Path, recomputed_on: str) -> str:
     """Which processors trained and recomputed a results folder's report, for a recomputation that
     differs: bf16 kernels differ between kinds of processor and can flip a few predictions."""
-    summary = json.loads((folder / "summary.json").read_text())
-    here = processor(setup("cpu" if summary.get("device") == "cpu" else "auto").device)
-    trained_on = summary.get("processor")
+    trained_on = json.loads((folder / "summary.json").read_text()).get("processor")
     if trained_on is None:
-        return (f"recomputed on {here}; its summary.json does not name the processor that trained it: on "
-                "another kind of CPU or GPU, bf16 kernels can flip a few predictions")
-    if trained_on == here:
-        return (f"trained and recomputed on {here}: the same kind of processor, so check that the data is "
-                "the run's own")
-    return (f"trained on {trained_on}, recomputed on {here}: bf16 kernels differ between them and can flip "
-            "a few predictions")
+        return (f"recomputed on {recomputed_on}; its summary.json does not name the processor that trained "
+                "it: on another kind of CPU or GPU, bf16 kernels can flip a few predictions")
+    if trained_on == recomputed_on:
+        return (f"trained and recomputed on {recomputed_on}: the same kind of processor, so check that the "
+                "data is the run's own")
+    return (f"trained on {trained_on}, recomputed on {recomputed_on}: bf16 kernels differ between them and "
+            "can flip a few predictions")

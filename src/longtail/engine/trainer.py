@@ -297,7 +297,7 @@ class Trainer:
             "wall_time_h": round(self.elapsed / 3600, 3), "top1": report["top1"],
             "many": report["many"], "medium": report["medium"], "few": report["few"],
             "train_images": len(self.experiment.train), "device": str(self.runtime.device),
-            "processor": processor(self.runtime.device),  # of the final epochs, where a resume moved
+            "processor": processor(self.runtime.device),  # the final epochs' one, if a resume moved the run
             "torch": torch.__version__, "threads": torch.get_num_threads(),
         })
         self.log(format_report(report, f"final epoch ({self.config.train.epochs}) on the test set:"))
