@@ -81,7 +81,8 @@ def _alive(pid: int) -> bool:
 
 
 def test_sigkill_loses_no_saved_epoch(tiny_npz, tmp_path, capsys):
-    process = _start(_config_file(tmp_path, tiny_npz), tmp_path, "train.epochs=40")
+    config_file = _config_file(tmp_path, tiny_npz)
+    process = _start(config_file, tmp_path, "train.epochs=40")
     run = tmp_path / "tiny"
     _wait_for_epochs(process, run, 2)
     os.killpg(process.pid, signal.SIGKILL)
@@ -101,6 +102,18 @@ def test_sigkill_loses_no_saved_epoch(tiny_npz, tmp_path, capsys):
     assert not stale.exists() and f"removed {stale}" in capsys.readouterr().out
     assert _epochs(run) == list(range(1, saved + 2))
     assert json.loads((run / "eval.json").read_text())["num_test"] == 40
+
+    # train.log keeps what both processes printed, the killed one's epochs included, each headed by its command
+    log = (run / "train.log").read_text().splitlines()
+    resumed = next(i for i, line in enumerate(log) if line.startswith(f"resumed after epoch {saved}: longtail "))
+    assert log[0].startswith(f"longtail train {config_file} output_dir={tmp_path} train.epochs=40 (commit ")
+    printed = [line.split()[1] for line in log[1:resumed]]
+    assert printed == [f"{epoch}/40" for epoch in logged][:len(printed)] and len(printed) >= len(logged) - 1
+    removed = [line for line in log[resumed + 1:] if line.startswith("removed ")]  # the kill may leave more
+    assert f"removed {stale}, left half-written when an earlier run was stopped" in removed
+    rest = log[resumed + 1 + len(removed):]
+    assert rest[0].startswith(f"epoch {saved + 1}/{saved + 1} loss ")
+    assert rest[1] == f"final epoch ({saved + 1}) on the test set:" and len(rest) == 5  # the report's 4 lines
 
 
 def test_ctrl_c_exits_130_with_one_line_and_no_workers_left(tiny_npz, tmp_path):

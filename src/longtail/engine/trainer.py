@@ -1,12 +1,13 @@
 """The one training loop every method runs in.
 
 A run directory holds everything needed to repeat or continue the run: ``config.yaml``,
-``command.txt``, ``commit.txt``, ``metrics.jsonl`` (one line per epoch), ``eval.json`` (the
-final epoch's test report), ``summary.json``, ``checkpoints/`` and ``train.lock`` (held while
-training). Randomness is derived from ``(seed, epoch, rank)`` at the start of every epoch
+``command.txt``, ``commit.txt``, ``metrics.jsonl`` (one line per epoch), ``train.log`` (what
+training printed, each start and resume headed by its command), ``eval.json`` (the final epoch's
+test report), ``summary.json``, ``checkpoints/`` and ``train.lock`` (held while training).
+Randomness is derived from ``(seed, epoch, rank)`` at the start of every epoch
 (:mod:`longtail.seeding`), so a checkpoint needs only the epoch counter besides model and
-optimizer state for ``--resume`` to continue exactly. How the record is kept (refusals, Ctrl-C, a full disk) is in
-:mod:`.records`.
+optimizer state for ``--resume`` to continue exactly. How the record is kept (refusals, Ctrl-C,
+a full disk) is in :mod:`.records`.
 
 Under ``torchrun`` only rank 0 touches the run directory: it writes every record, and on
 ``--resume`` it reads the checkpoint and sends it to the other ranks, so the other machines of a
@@ -53,6 +54,8 @@ from .records import (
     write_report,
 )
 from .schedules import lr_factor
+
+TRAIN_LOG = "train.log"
 
 
 def git_commit() -> str:
@@ -165,18 +168,31 @@ class Trainer:
 
     def _prepare_run_dir(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        for stale in remove_stale_temporaries(self.run_dir):
-            self.log(f"removed {stale}, left half-written when an earlier run was stopped")
+        stale_files = remove_stale_temporaries(self.run_dir)
         write_text(self.run_dir / "config.yaml", OmegaConf.to_yaml(self.config))
         command, commit = shlex.join(["longtail", *sys.argv[1:]]), git_commit()
+        started = f"{command} (commit {commit})"
         if self.start_epoch:  # a resumed run keeps the record of how it started
             resumed = f"resumed after epoch {self.start_epoch}" + (" (torchrun restart)" if self.restarted else "")
             command = f"{(self.run_dir / 'command.txt').read_text()}{resumed}: {command}"
             commit = f"{(self.run_dir / 'commit.txt').read_text()}{resumed}: {commit}"
+            started = f"{resumed}: {started}"
         write_text(self.run_dir / "command.txt", command + "\n")
         write_text(self.run_dir / "commit.txt", commit + "\n")
+        self._append_to_log(started)
+        for stale in stale_files:
+            self._say(f"removed {stale}, left half-written when an earlier run was stopped")
         for log in ("metrics.jsonl", GRAD_LOG):
             drop_epochs_after(self.run_dir / log, self.start_epoch)
+
+    def _append_to_log(self, text: str) -> None:
+        with open(self.run_dir / TRAIN_LOG, "a") as handle:  # appended: a resume continues it
+            handle.write(text + "\n")
+
+    def _say(self, text: str) -> None:
+        """Print ``text`` and keep it in the run's ``train.log`` (main process, run dir prepared)."""
+        self.log(text)
+        self._append_to_log(text)
 
     # --- loop --------------------------------------------------------------------------------
 
@@ -280,7 +296,7 @@ class Trainer:
             handle.write(json.dumps(record) + "\n")
         extra = "".join(f" {k} {v:.3f}" for k, v in record.items()
                         if k not in ("epoch", "lr", "loss", "images_per_s", "epoch_s") and v is not None)
-        self.log(f"epoch {record['epoch']}/{self.config.train.epochs} loss {record['loss']:.4f} "
+        self._say(f"epoch {record['epoch']}/{self.config.train.epochs} loss {record['loss']:.4f} "
                  f"lr {record['lr']:.5f} {record['images_per_s']:.0f} img/s{extra}")
         if writer is not None:
             for key, value in record.items():
@@ -300,4 +316,4 @@ class Trainer:
             "processor": processor(self.runtime.device),  # the final epochs' one, if a resume moved the run
             "torch": torch.__version__, "threads": torch.get_num_threads(),
         })
-        self.log(format_report(report, f"final epoch ({self.config.train.epochs}) on the test set:"))
+        self._say(format_report(report, f"final epoch ({self.config.train.epochs}) on the test set:"))
