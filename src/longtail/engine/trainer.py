@@ -297,7 +297,7 @@ class Trainer:
         extra = "".join(f" {k} {v:.3f}" for k, v in record.items()
                         if k not in ("epoch", "lr", "loss", "images_per_s", "epoch_s") and v is not None)
         self._say(f"epoch {record['epoch']}/{self.config.train.epochs} loss {record['loss']:.4f} "
-                 f"lr {record['lr']:.5f} {record['images_per_s']:.0f} img/s{extra}")
+                  f"lr {record['lr']:.5f} {record['images_per_s']:.0f} img/s{extra}")
         if writer is not None:
             for key, value in record.items():
                 if key != "epoch" and value is not None:
