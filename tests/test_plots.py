@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from longtail.analysis.plots import group_boundaries, moving_average, tail_order
+from longtail.analysis.plots import group_boundaries, moving_average, plot_comparison, tail_order
 from longtail.cli import main
 
 
@@ -43,6 +43,18 @@ def test_plot_command_writes_a_figure(tmp_path, capsys):
     assert main(["plot", str(tmp_path / "ce"), str(tmp_path / "bbn" / "eval.json"), "--output", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "written to" in capsys.readouterr().out
+
+
+def test_group_bars_leave_out_a_group_without_classes(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    ticks = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, path, **kwargs: ticks.append(
+        [label.get_text() for label in fig.axes[1].get_xticklabels()]))
+    # CIFAR-10-LT-like counts: none under the few-shot threshold of 20
+    plot_comparison({"ce": report([500, 200, 90, 40], [90.0, 80.0, 50.0, 30.0])}, tmp_path / "f.png")
+    plot_comparison({"ce": report([500, 90, 5], [90.0, 50.0, 10.0])}, tmp_path / "f.png")
+    assert ticks == [["overall", "many", "medium"], ["overall", "many", "medium", "few"]]
 
 
 @pytest.mark.parametrize(("content", "message"), [

@@ -61,7 +61,8 @@ def group_boundaries(report: dict) -> list[tuple[str, int, int]]:
 
 def plot_comparison(reports: dict[str, dict], path: Path, title: str = "", window: int = 5) -> None:
     """Left: each run's per-class accuracy (moving average) along the tail, over the training
-    counts; right: overall, many, medium and few accuracy per run."""
+    counts; right: overall, many, medium and few accuracy per run (a group without classes, such as
+    few-shot on CIFAR-10-LT, is left out)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -89,7 +90,8 @@ def plot_comparison(reports: dict[str, dict], path: Path, title: str = "", windo
                              f"{next(iter(reports))!r}; compare runs of one dataset")
         accuracy = np.asarray(report["per_class"])[order]
         tail.plot(moving_average(accuracy, window), label=f"{label} ({report['top1']:.2f}%)")
-    for group, start, stop in group_boundaries(first):
+    spans = group_boundaries(first)
+    for group, start, stop in spans:
         tail.axvline(start - 0.5, color="0.5", linestyle=":", linewidth=0.8)
         tail.text((start + stop - 1) / 2, 101, group, ha="center", va="bottom", fontsize=9)
     tail.set_xlim(-0.5, len(order) - 0.5)
@@ -98,14 +100,15 @@ def plot_comparison(reports: dict[str, dict], path: Path, title: str = "", windo
     tail.set_ylabel("test accuracy (%)" if window == 1 else f"test accuracy (%), mean of {window} neighbours")
     tail.legend(fontsize=8, loc="lower left")
 
-    names = ["top1", *GROUPS]
+    shown = [group for group, _, _ in spans]
+    names = ["top1", *shown]
     width = 0.8 / len(reports)
     for i, (label, report) in enumerate(reports.items()):
         values = [report[name] if report[name] is not None else np.nan for name in names]
         bars = groups.bar(np.arange(len(names)) + (i - (len(reports) - 1) / 2) * width, values, width,
                           label=label)
         groups.bar_label(bars, fmt="%.1f", fontsize=7, rotation=90, padding=2)
-    groups.set_xticks(range(len(names)), ["overall", *GROUPS])
+    groups.set_xticks(range(len(names)), ["overall", *shown])
     groups.set_ylabel("top-1 accuracy (%)")
     groups.set_ylim(0, 100)
     # Above the axes, so that it never hides a bar or its label.
