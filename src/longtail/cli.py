@@ -166,6 +166,12 @@ def _bbn_ablations(args: argparse.Namespace) -> None:
     run_ablations(_study_recipe(args), Path(args.output_dir), args.epochs)
 
 
+def _feature_quality(args: argparse.Namespace) -> None:
+    from .analysis.feature_quality import run_study
+
+    run_study(_study_recipe(args), args.runs, Path(args.output_dir), args.labels)
+
+
 def _datasets(args: argparse.Namespace) -> None:
     from .data.benchmark_sets import BENCHMARKS, missing_files, profile_mismatches
 
@@ -360,16 +366,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data-root")
     evaluate.set_defaults(run=_eval)
 
-    study = commands.add_parser("study", help="multi-run studies with a table and a figure")
+    study = commands.add_parser("study", help="multi-run studies with a table (and a figure)")
     studies = study.add_subparsers(dest="study", required=True)
-    def study_parser(name: str, help: str, config: str, epochs: str, output_dir: str, outputs: str):
+    def study_parser(name: str, help: str, config: str, epochs: str | None, output_dir: str, outputs: str):
         """A study's command: a recipe with overrides for every run, its budget and output folder."""
         parser = studies.add_parser(name, help=help)
         parser.add_argument("config", help=f"the recipe, e.g. {config}")
         parser.add_argument("overrides", nargs="*", help="key=value overrides for every run")
         parser.add_argument("--imbalance-ratio", type=float, help="e.g. 50 (BBN's setting)")
-        parser.add_argument("--epochs", type=int, default=200,
-                            help=f"{epochs}; the recipe's warm-up and milestones are scaled to them")
+        if epochs:
+            parser.add_argument("--epochs", type=int, default=200,
+                                help=f"{epochs}; the recipe's warm-up and milestones are scaled to them")
         parser.add_argument("--output-dir", default=output_dir,
                             help=f"where the runs, {outputs} go; finished runs there are reused")
         parser.add_argument("--data-root")
@@ -388,6 +395,15 @@ def build_parser() -> argparse.ArgumentParser:
         "eight runs, top-1 errors next to the paper's", "configs/cifar10_lt/bbn.yaml",
         "epochs of every run", "runs/study_bbn_ablations", "table.md and results.json")
     ablations.set_defaults(run=_bbn_ablations)
+    quality = study_parser(
+        "feature-quality", "BBN Table 5: a classifier retrained (cRT) on the frozen features of each run "
+        "(both branches of a BBN run), top-1 errors next to the paper's", "configs/cifar100_lt/crt.yaml",
+        None, "runs/study_feature_quality", "table.md and results.json")
+    quality.add_argument("--runs", nargs="+", required=True, metavar="RUN",
+                         help="finished stage-1 run directories or results folders, e.g. CE, RW, RS and BBN")
+    quality.add_argument("--labels", nargs="+", help="one name per run, e.g. CE RW RS BBN (BBN-CB and "
+                         "BBN-RB are named after a BBN run's label; default: the directory names)")
+    quality.set_defaults(run=_feature_quality)
 
     datasets = commands.add_parser(
         "datasets", help="list a dataset's classes and long-tailed counts; the large benchmarks "
