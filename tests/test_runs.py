@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from conftest import tiny_config
+from longtail.analysis.runs import method_label
 from longtail.cli import main
 from longtail.config import load_config
 from longtail.engine import Trainer
@@ -66,3 +67,16 @@ def test_a_second_trainer_on_a_running_run_is_refused(tiny_npz, tmp_path, capsys
     assert "being trained right now (pid" in capsys.readouterr().err
     assert not (run / "checkpoints").exists()
     assert main(["train", str(config_file), f"output_dir={tmp_path / 'runs'}"]) == 0  # released
+
+
+@pytest.mark.parametrize("method, label", [
+    ({"name": "standard", "loss": "ce", "sampler": "uniform"}, "standard/ce"),
+    ({"name": "standard", "loss": {"name": "ce", "weights": "inverse_frequency"}, "sampler": "uniform"},
+     "standard/ce,weights=inverse_frequency"),
+    ({"name": "standard", "loss": "ce", "sampler": "class_balanced"}, "standard/ce,sampler=class_balanced"),
+    ({"name": "standard", "loss": {"name": "ldam", "weights": {"name": "deferred", "switch_epoch": 160}},
+      "sampler": {"name": "deferred", "after": "class_balanced"}}, "standard/ldam,weights=deferred,sampler=deferred"),
+    ({"name": "bbn", "conventional_sampler": "uniform", "rebalancing_sampler": "reversed"}, "bbn"),
+])
+def test_the_method_column_tells_re_weighting_and_re_sampling_runs_apart(method, label):
+    assert method_label(method) == label

@@ -62,11 +62,24 @@ def run_status(run_dir: Path, name: str) -> RunStatus:
         status = "running"
     else:
         status = "interrupted"
-    method, data = config.get("method", {}), config.get("data", {})
-    label = _component(method) + (f"/{_component(method['loss'])}" if isinstance(method, dict) and "loss" in method
-                                  else "")
-    return RunStatus(name, label, _component(data.get("source", "?")), data.get("imbalance_ratio"), done, total,
-                     status, report)
+    data = config.get("data", {})
+    return RunStatus(name, method_label(config.get("method", {})), _component(data.get("source", "?")),
+                     data.get("imbalance_ratio"), done, total, status, report)
+
+
+def method_label(method) -> str:
+    """``standard/ce``, with what tells CE runs apart: ``standard/ce,weights=inverse_frequency`` (RW),
+    ``standard/ce,sampler=class_balanced`` (RS); no spaces, so a table row splits on them."""
+    label = _component(method)
+    if not isinstance(method, dict):
+        return label
+    if "loss" in method:
+        label += f"/{_component(method['loss'])}"
+        if isinstance(method["loss"], dict) and method["loss"].get("weights"):
+            label += f",weights={_component(method['loss']['weights'])}"
+    if method.get("sampler", "uniform") != "uniform":
+        label += f",sampler={_component(method['sampler'])}"
+    return label
 
 
 def find_runs(folder: Path) -> list[RunStatus]:
