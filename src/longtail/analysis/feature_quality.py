@@ -34,25 +34,26 @@ def stage1_config(run: Path) -> DictConfig:
     return load_config(saved)
 
 
-def representations(runs: list[Path], labels: list[str]) -> dict[str, tuple[Path, str]]:
-    """Label -> (stage-1 run, features): one per run, two for a BBN run (``LABEL-CB``, ``LABEL-RB``)."""
+def representations(runs: list[tuple[Path, DictConfig]], labels: list[str]) -> dict[str, tuple[Path, str]]:
+    """Label -> (stage-1 run, features) for runs and their configs: one per run, two for a BBN run
+    (``LABEL-CB``, ``LABEL-RB``)."""
     if len(labels) != len(runs):
         raise ConfigError(f"{len(labels)} labels for {len(runs)} runs; give one label per run")
     if len(set(labels)) != len(labels):
         raise ConfigError(f"two runs share a label ({', '.join(labels)}); give distinct --labels")
     chosen: dict[str, tuple[Path, str]] = {}
-    for run, label in zip(runs, labels):
-        if stage1_config(run).method.name == "bbn":
+    for (run, config), label in zip(runs, labels):
+        if config.method.name == "bbn":
             chosen.update({f"{label}-{tag}": (run, branch) for branch, tag in BRANCH_TAGS.items()})
         else:
             chosen[label] = (run, "all")
     return chosen
 
 
-def check_same_data(recipe: DictConfig, run: Path) -> None:
-    """Refuse a stage-1 run of another dataset or imbalance ratio than the stage-2 recipe's,
-    before anything trains (its classifier would be retrained on other images)."""
-    trained = recipe_data(stage1_config(run))
+def check_same_data(recipe: DictConfig, run: Path, config: DictConfig) -> None:
+    """Refuse a stage-1 run (``config``) of another dataset or imbalance ratio than the stage-2
+    recipe's, before anything trains (its classifier would be retrained on other images)."""
+    trained = recipe_data(config)
     wanted = recipe_data(recipe)
     if trained[:2] != wanted[:2]:
         raise ConfigError(f"{run} was trained on {trained[2]}, but the classifier recipe uses {wanted[2]}; "
@@ -90,10 +91,10 @@ def paper_pattern(errors: dict[str, float]) -> dict[str, bool]:
 def run_study(recipe: DictConfig, runs: list[str | Path], output_dir: Path, labels: list[str] | None = None,
               log: Callable[[str], None] = print) -> dict:
     """Retrain (or reuse) a classifier on every representation; write ``table.md`` and ``results.json``."""
-    runs = [Path(run) for run in runs]
-    chosen = representations(runs, labels or [run.name for run in runs])
-    for run in runs:  # every run checked before the first one trains
-        check_same_data(recipe, run)
+    configs = [(Path(run), stage1_config(Path(run))) for run in runs]
+    chosen = representations(configs, labels or [run.name for run, _ in configs])
+    for run, config in configs:  # every run checked before the first one trains
+        check_same_data(recipe, run, config)
     output_dir = Path(output_dir)
     rows = {}
     for label, (run, features) in chosen.items():
