@@ -233,6 +233,14 @@ def test_classifier_grad_command(runs, tmp_path):
     np.testing.assert_allclose(curves["ce"]["grad_norm"], np.mean(records, axis=0))  # class order is 0..3 here
     assert curves["ce"]["many_over_few"] == pytest.approx(curves["ce"]["many"] / curves["ce"]["few"])
     assert curves["ce"]["medium"] == pytest.approx(np.mean(records, axis=0)[1:3].mean())
+    # tiny_config's schedule: 1 warm-up epoch, its milestone (3) past the 2 epochs; 4 steps logged in each
+    epochs = np.array([json.loads(line)["epoch"] for line in lines])
+    phases = curves["ce"]["phases"]
+    assert [(p["phase"], p["epochs"], p["steps_logged"]) for p in phases] == [
+        ("warm-up", [1, 1], 4), ("lr x1", [2, 2], 4)]
+    second = np.mean(np.array(records)[epochs == 2], axis=0)
+    assert phases[1]["many_over_few"] == pytest.approx(second[0] / second[3])
+    assert curves["ce"]["many_over_few_by_epoch"]["2"] == pytest.approx(second[0] / second[3])  # JSON keys
     assert (out / "classifier_grad.png").read_bytes()[:4] == b"\x89PNG"
 
 

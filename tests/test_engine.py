@@ -19,7 +19,7 @@ from longtail.analysis.runs import run_status
 from longtail.checkpoints import load_checkpoint, save_checkpoint
 from longtail.config import load_config, plain
 from longtail.engine import Trainer
-from longtail.engine.schedules import lr_factor
+from longtail.engine.schedules import lr_factor, schedule_phases
 from longtail.registry import ConfigError
 
 BBN_RECIPE = dict(name="multistep", epochs=200, warmup_epochs=5, milestones=[120, 160], gamma=0.01)
@@ -63,6 +63,21 @@ def test_cosine_after_warmup():
     assert lr_factor(epoch=5, progress=0.0, **recipe) == pytest.approx(1.0)
     assert lr_factor(epoch=10, progress=0.0, **recipe) == pytest.approx(0.5)
     assert lr_factor(epoch=14, progress=1.0, **recipe) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_schedule_phases_by_hand():
+    # PaCo's CIFAR recipe: 11 warm-up epochs, x0.1 after 321 and 361 epochs, 400 in all
+    assert schedule_phases("multistep", 400, 11, [361, 321], 0.1) == [
+        ("warm-up", 1, 11), ("lr x1", 12, 321), ("lr x0.1", 322, 361), ("lr x0.01", 362, 400)]
+    # a milestone inside the warm-up lowers the first level; one at or past the end is no phase
+    assert schedule_phases("multistep", 10, 3, [2, 10], 0.5) == [("warm-up", 1, 3), ("lr x0.5", 4, 10)]
+    # cosine: 195 post-warm-up epochs in quarters cut at 5 + 48, 5 + 97, 5 + 146
+    assert schedule_phases("cosine", 200, 5, [], 0.1) == [
+        ("warm-up", 1, 5), ("cosine 1/4", 6, 53), ("cosine 2/4", 54, 102), ("cosine 3/4", 103, 151),
+        ("cosine 4/4", 152, 200)]
+    assert schedule_phases("cosine", 2, 0, [], 0.1) == [("cosine 1/2", 1, 1), ("cosine 2/2", 2, 2)]
+    with pytest.raises(ConfigError, match="unknown schedule.name"):
+        schedule_phases("step", 10, 0, [], 0.1)
 
 
 def test_config_layers_and_errors(tmp_path):

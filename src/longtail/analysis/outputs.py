@@ -35,13 +35,15 @@ def label_class_axis(ax, counts) -> None:
         ax.set_xlabel(f"class, most ({max(counts)}) to fewest ({min(counts)}) training images")
 
 
-def plot_class_curves(curves: dict[str, list[float]], counts, ylabel: str, window: int = 1):
+def plot_class_curves(curves: dict[str, list[float]], counts, ylabel: str, window: int = 1, ax=None):
     """One line per curve over the classes in head-to-tail order; with ``window`` > 1 the raw
-    values faintly and their moving average (see :func:`~longtail.analysis.plots.moving_average`)."""
+    values faintly and their moving average (see :func:`~longtail.analysis.plots.moving_average`).
+    Draws on ``ax`` (a panel of a larger figure) or a new figure; returns the figure."""
     from .plots import moving_average
 
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.8))
+    if ax is None:
+        _, ax = pyplot().subplots(figsize=(6, 3.8))
+    fig = ax.figure
     for label, values in curves.items():
         if window > 1:
             line, = ax.plot(values, alpha=0.3, linewidth=0.8)

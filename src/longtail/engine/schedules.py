@@ -28,3 +28,23 @@ def lr_factor(name: str, epoch: int, progress: float, epochs: int, warmup_epochs
         t = (epoch - warmup_epochs + progress) / max(epochs - warmup_epochs, 1)
         return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * t))
     raise ConfigError(f"unknown schedule.name {name!r}; choose multistep or cosine")
+
+
+def schedule_phases(name: str, epochs: int, warmup_epochs: int, milestones: list[int],
+                    gamma: float) -> list[tuple[str, int, int]]:
+    """The schedule's phases as ``(label, first, last)`` 1-based epochs, for analyses that look at
+    training stage by stage: the warm-up, then each learning-rate level of ``multistep`` (the
+    base rate until the first milestone, x gamma until the next, ...), or the post-warm-up epochs
+    of ``cosine`` in quarters."""
+    start = min(warmup_epochs, epochs)
+    if name == "multistep":
+        inner = [m for m in sorted(milestones) if start < m < epochs]
+        labels = [f"lr x{gamma ** sum(m <= bound for m in milestones):g}" for bound in [start, *inner]]
+    elif name == "cosine":
+        inner = sorted({start + (epochs - start) * k // 4 for k in (1, 2, 3)} - {start, epochs})
+        labels = [f"cosine {k + 1}/{len(inner) + 1}" for k in range(len(inner) + 1)]
+    else:
+        raise ConfigError(f"unknown schedule.name {name!r}; choose multistep or cosine")
+    bounds = [start, *inner, epochs]
+    phases = [("warm-up", 1, start)] if start else []
+    return phases + [(label, first + 1, last) for label, first, last in zip(labels, bounds, bounds[1:]) if last > first]
