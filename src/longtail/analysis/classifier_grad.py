@@ -69,8 +69,9 @@ def grad_curves(runs: list[TrainedRun]) -> dict[str, dict]:
                                **group_means(norms[steps].mean(axis=0), spans)})
         by_epoch = {int(epoch): group_means(norms[epochs == epoch].mean(axis=0), spans)["many_over_few"]
                     for epoch in np.unique(epochs)}
-        curves[run.label] = {"steps_logged": len(epochs), "grad_norm": norms.mean(axis=0).tolist(),
-                             **group_means(norms.mean(axis=0), spans), "phases": phases,
+        whole_run = norms.mean(axis=0)
+        curves[run.label] = {"steps_logged": len(epochs), "grad_norm": whole_run.tolist(),
+                             **group_means(whole_run, spans), "phases": phases,
                              "many_over_few_by_epoch": by_epoch}
     return curves
 
