@@ -1,5 +1,5 @@
 """Models by name: ``longtail.models.create("resnet32", num_classes=100)``; trained ones from
-``results/``: ``longtail.models.load_pretrained("cifar100_lt/paco_ir100")``."""
+``results/``: ``longtail.models.load_pretrained("cifar100_lt/paco_ir100_seed1")``."""
 
 from .backbones import BACKBONES, FeatureExtractor, build_backbone
 from .bbn import BilateralBranchNetwork

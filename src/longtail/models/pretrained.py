@@ -8,8 +8,8 @@ queue). Its metadata (``"longtail"``, JSON) says what the model was trained on: 
 classes, the image size and the normalisation mean and std, and the epoch. In Python::
 
     from longtail.models import load_pretrained, pretrained_transform
-    model = load_pretrained("cifar100_lt/paco_ir100")            # eval mode, on the CPU
-    transform = pretrained_transform("cifar100_lt/paco_ir100")   # PIL image -> normalised tensor
+    model = load_pretrained("cifar100_lt/paco_ir100_seed1")            # eval mode, on the CPU
+    transform = pretrained_transform("cifar100_lt/paco_ir100_seed1")   # PIL image -> normalised tensor
     logits = model(transform(image)[None])
 
 A name is a folder under ``root`` (default: the ``results/`` folder of the longtail checkout this
@@ -90,7 +90,7 @@ def recorded_folder(name: str | Path, root: str | Path | None = None) -> Path:
     folder = direct if (direct / WEIGHTS_FILE).exists() else Path(root or RESULTS_ROOT).expanduser() / name
     if not (folder / WEIGHTS_FILE).exists():
         raise NotFound(f"no {WEIGHTS_FILE} in {folder}; name a recorded run such as "
-                                f"cifar100_lt/paco_ir100, or pass root= (the results folder) or a path")
+                                f"cifar100_lt/paco_ir100_seed1, or pass root= (the results folder) or a path")
     return folder
 
 
