@@ -11,16 +11,18 @@ import pytest
 import torch
 import yaml
 from PIL import Image
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from conftest import tiny_config
 from longtail.analysis.results import recompute_eval
-from longtail.analysis.results_table import TABLE_BEGIN, TABLE_END, results_table, update_readme
+from longtail.analysis.results_table import TABLE_BEGIN, TABLE_END, recorded_cells, results_table, update_readme
 from longtail.cli import main
 from longtail.config import load_config
 from longtail.engine import Trainer
 from longtail.engine.distributed import processor
 from longtail.models import create, load_pretrained, pretrained_transform
+from longtail.models.pretrained import METADATA_KEY, WEIGHTS_FILE, verified_weights
 
 MOCO_TINY = {"name": "moco_resnet20", "dim": 8, "queue_size": 16, "momentum": 0.99}
 PACO = {"name": "paco", "alpha": 0.05, "temperature": 0.1, "query_transform": "crop_flip",
@@ -241,6 +243,21 @@ def test_readme_table_is_generated_from_results():
     readme = (root / "README.md").read_text()
     table = readme.split(TABLE_BEGIN, 1)[1].split(TABLE_END, 1)[0].strip()
     assert table == results_table(root / "results", root)
+
+
+def test_every_run_in_the_results_table_ships_its_final_weights():
+    """Each run the README's table links has weights whose SHA-256 its summary.json records
+    (verified_weights raises otherwise), written from the last epoch its config trains."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    folders = [folder for cell in recorded_cells(root / "results") for folder in cell.folders]
+    assert len(folders) >= 20  # the table of 2026-12-05 links 20 runs
+    for folder in folders:
+        assert verified_weights(folder), folder
+        with safe_open(folder / WEIGHTS_FILE, "pt") as handle:
+            epoch = json.loads(handle.metadata()[METADATA_KEY])["epoch"]
+        assert epoch == yaml.safe_load((folder / "config.yaml").read_text())["train"]["epochs"], folder
 
 
 def test_shipped_cifar_weights_load_as_their_recorded_analysis_read_them():
