@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -237,8 +238,6 @@ def test_results_table_groups_seeds_and_cites_the_paper(tmp_path):
 
 def test_readme_table_is_generated_from_results():
     """The README's table is what `longtail results-table --readme README.md` writes."""
-    from pathlib import Path
-
     root = Path(__file__).resolve().parents[1]
     readme = (root / "README.md").read_text()
     table = readme.split(TABLE_BEGIN, 1)[1].split(TABLE_END, 1)[0].strip()
@@ -248,8 +247,6 @@ def test_readme_table_is_generated_from_results():
 def test_every_run_in_the_results_table_ships_its_final_weights():
     """Each run the README's table links has weights whose SHA-256 its summary.json records
     (verified_weights raises otherwise), written from the last epoch its config trains."""
-    from pathlib import Path
-
     root = Path(__file__).resolve().parents[1]
     folders = [folder for cell in recorded_cells(root / "results") for folder in cell.folders]
     assert len(folders) >= 20  # the table of 2026-12-05 links 20 runs
@@ -263,7 +260,6 @@ def test_every_run_in_the_results_table_ships_its_final_weights():
 def test_shipped_cifar_weights_load_as_their_recorded_analysis_read_them():
     """load_pretrained on the repository's own records: ten-class models whose classifier rows
     have the norms the recorded weight-norm analysis (BBN Figure 4) measured from them."""
-    from pathlib import Path
 
     from longtail.models.parts import classifier_layer
 
