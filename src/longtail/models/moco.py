@@ -94,7 +94,8 @@ class MoCo(nn.Module):
         self.key_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
         self.key_projector = copy.deepcopy(self.projector).requires_grad_(False)
         self.momentum, self.shuffle_bn = momentum, shuffle_bn
-        # Random unit keys with random labels until real keys replace them, as the authors do.
+        # Random unit keys with random labels until real keys replace them (the first
+        # queue_size / batch_size steps; the authors' rows are not unit vectors, which cannot matter).
         self.register_buffer("queue", F.normalize(torch.randn(queue_size, dim), dim=1))
         self.register_buffer("queue_targets", torch.randint(num_classes, (queue_size,)))
         self.register_buffer("queue_pointer", torch.zeros((), dtype=torch.long))
