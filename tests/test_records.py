@@ -19,12 +19,14 @@ import pytest
 import torch
 import yaml
 from omegaconf import OmegaConf
+from torchvision.transforms import v2
 
 from conftest import reference_indices, tiny_config, write_tiny_npz
 from longtail.checkpoints import load_checkpoint
 from longtail.cli import main
-from longtail.data import SOURCES
+from longtail.data import SOURCES, ImageSet, Pipeline, make_stream
 from longtail.data.longtail import check_imbalance_ratio
+from longtail.data.streams import LoaderSettings, _interrupt_after_receiving
 from longtail.engine import build_experiment
 from longtail.registry import ConfigError
 
@@ -139,6 +141,50 @@ def test_ctrl_c_exits_130_with_one_line_and_no_workers_left(tiny_npz, tmp_path):
     assert _epochs(run)[:saved] == list(range(1, saved + 1))
     assert main(["train", str(run), "--resume", f"train.epochs={saved + 1}", "train.num_workers=0"]) == 0
     assert _epochs(run) == list(range(1, saved + 2))
+
+
+def test_ctrl_c_while_a_batch_is_received_is_raised_once_the_batch_is_in():
+    finished = False
+    with pytest.raises(KeyboardInterrupt):
+        with _interrupt_after_receiving():
+            os.kill(os.getpid(), signal.SIGINT)
+            finished = True
+    assert finished and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_second_ctrl_c_while_a_batch_is_received_is_raised_at_once():
+    reached: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        with _interrupt_after_receiving():
+            os.kill(os.getpid(), signal.SIGINT)
+            reached.append("after the first")
+            os.kill(os.getpid(), signal.SIGINT)
+            reached.append("after the second")
+    assert reached == ["after the first"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_callers_own_ctrl_c_handler_is_left_alone():
+    calls: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _: calls.append(signum))
+    try:
+        with _interrupt_after_receiving():
+            os.kill(os.getpid(), signal.SIGINT)
+        assert calls == [signal.SIGINT]
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_dataloader_workers_leave_ctrl_c_to_the_training_process():
+    images = ImageSet(images=np.zeros((8, 8, 8, 3), dtype=np.uint8), targets=np.arange(8) % 2)
+    stream = make_stream(images, None, 2, [Pipeline(v2.PILToTensor())], drop_last=False,
+                         loader=LoaderSettings(num_workers=1, prefetch_factor=1))
+    batches = iter(stream)
+    next(batches)
+    [worker] = _children(os.getpid())
+    os.kill(worker, signal.SIGINT)  # a worker that obeyed would quit and fail the next batches
+    assert sum(len(batch.targets) for batch in batches) == 6
+    assert _alive(worker)
 
 
 # --- refusals --------------------------------------------------------------------------------

@@ -8,7 +8,10 @@ worker processes decoding the files and running the per-image pipelines.
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -120,8 +123,39 @@ class _ViewDataset(Dataset):
             return [view(image) for view in self.views], int(self.images.targets[index])
 
 
-def _one_thread(_: int) -> None:
+def _worker_setup(_: int) -> None:
     torch.set_num_threads(1)  # workers share the cores with the training threads
+    # Ctrl-C reaches the whole process group: the training process stops the workers in order,
+    # whereas a worker that quit on its own could die in the middle of handing a batch over.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextmanager
+def _interrupt_after_receiving() -> Iterator[None]:
+    """Hold Ctrl-C back until the batch being received is complete, then raise it.
+
+    A worker hands a batch's tensors over through a socket per tensor; a KeyboardInterrupt in the
+    middle of that would cut the socket and make the worker print a traceback. Only the default
+    handler in the main thread is replaced: a handler of the caller's own is left alone.
+    """
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum: int, frame) -> None:
+        if held:  # a second Ctrl-C does not wait (a worker that hangs must not trap the user)
+            raise KeyboardInterrupt
+        held.append(signum)
+
+    signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if held:
+        raise KeyboardInterrupt
 
 
 class LoaderStream(_EpochStream):
@@ -142,7 +176,7 @@ class LoaderStream(_EpochStream):
         workers = loader.num_workers > 0
         self.loader = DataLoader(
             dataset, batch_sampler=self.batches, num_workers=loader.num_workers,
-            pin_memory=loader.pin_memory, worker_init_fn=_one_thread,
+            pin_memory=loader.pin_memory, worker_init_fn=_worker_setup,
             prefetch_factor=loader.prefetch_factor if workers else None,
             persistent_workers=loader.persistent_workers and workers,
             generator=torch.Generator(),  # the workers' base seed, unused, is not drawn from torch's
@@ -152,7 +186,13 @@ class LoaderStream(_EpochStream):
         return len(self.batches)
 
     def __iter__(self) -> Iterator[Batch]:
-        for views, targets in self.loader:
+        batches = iter(self.loader)
+        while True:
+            with _interrupt_after_receiving():
+                received = next(batches, None)
+            if received is None:
+                return
+            views, targets = received
             yield Batch(list(views), targets)
 
 
