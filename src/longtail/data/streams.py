@@ -144,7 +144,7 @@ def _interrupt_after_receiving() -> Iterator[None]:
         return
     held: list[int] = []
 
-    def hold(signum: int, frame) -> None:
+    def hold(signum: int, _frame) -> None:
         if held:  # a second Ctrl-C does not wait (a worker that hangs must not trap the user)
             raise KeyboardInterrupt
         held.append(signum)
