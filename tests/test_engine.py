@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -56,6 +57,29 @@ def test_ldam_drw_keeps_ldams_schedule():
     # LDAM-DRW's code: lr 0.1 (T / 5) for 1-based T <= 5, x0.01 after T = 160, x1e-4 after 180.
     lrs = _lr_by_epoch("cifar100_lt/ldam_drw.yaml", [0, 4, 5, 159, 160, 179, 180])
     assert lrs == pytest.approx([0.02, 0.1, 0.1, 0.1, 1e-3, 1e-3, 1e-5])
+
+
+@pytest.mark.parametrize("native, precision, trained_in, said", [
+    (True, "auto", "bf16", r"train.precision=auto: bf16 "),
+    (False, "auto", "fp32", r"train.precision=auto: fp32 \(cpu without native bf16"),
+    (False, "bf16", "bf16", r"warning: train.precision=bf16 on a cpu without native bf16: .*add train.precision=fp32"),
+    (True, "bf16", "bf16", None),
+    (False, "fp32", "fp32", None),
+])
+def test_precision_follows_the_devices_native_bf16(configure, tmp_path, monkeypatch, native, precision,
+                                                   trained_in, said):
+    # auto picks bf16 only where the device computes it natively; an explicit bf16 is kept, with a
+    # warning where it would be emulated; the record names the precision the run trained in.
+    monkeypatch.setattr("longtail.engine.experiment.native_bf16", lambda device: native)
+    printed = []
+    Trainer(configure("train.epochs=1", f"train.precision={precision}"), tmp_path / "run", log=printed.append).fit()
+    assert load_config(tmp_path / "run" / "config.yaml").train.precision == trained_in
+    notes = [line for line in printed if "precision" in line]
+    if said is None:
+        assert notes == []
+    else:
+        assert len(notes) == 1 and re.match(said, notes[0]), notes
+        assert notes[0] in (tmp_path / "run" / "train.log").read_text()
 
 
 def test_cosine_after_warmup():

@@ -162,3 +162,20 @@ def test_bbn_ablations_command_trains_eight_runs_at_a_scaled_budget(tiny_recipe,
     capsys.readouterr()
     assert main([*command[:-1], str(tmp_path / "other")]) == 2
     assert "need a BBN recipe" in capsys.readouterr().err and not (tmp_path / "other").exists()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_a_study_reuses_its_auto_precision_run(tiny_recipe, tmp_path, monkeypatch, native):
+    monkeypatch.setattr("longtail.engine.experiment.native_bf16", lambda device: native)
+    auto = load_config(base=tiny_recipe, overrides=["train.epochs=1", "train.precision=auto"])
+    study_run = tmp_path / "study" / "ce"
+    first = train_or_reuse(auto, study_run, log=lambda line: None)
+    assert load_config(study_run / "config.yaml").train.precision == ("bf16" if native else "fp32")
+    stamp = (study_run / "eval.json").stat().st_mtime_ns
+    again = load_config(base=tiny_recipe, overrides=["train.epochs=1", "train.precision=auto"])
+    assert train_or_reuse(again, study_run, log=lambda line: None) == first
+    assert (study_run / "eval.json").stat().st_mtime_ns == stamp  # reused, not trained again
+    other = "fp32" if native else "bf16"
+    with pytest.raises(RunExists, match=r"its train differ"):
+        train_or_reuse(load_config(base=tiny_recipe, overrides=["train.epochs=1", f"train.precision={other}"]),
+                       study_run, log=lambda line: None)

@@ -23,7 +23,7 @@ from .errors import ConfigError
 BASE_KEY = "_base_"
 
 Profile = Literal["exp", "step"]
-Precision = Literal["fp32", "bf16", "fp16"]  # fp16 on CUDA only
+Precision = Literal["auto", "fp32", "bf16", "fp16"]  # fp16 on CUDA only; auto: see engine.resolve_precision
 ScheduleName = Literal["multistep", "cosine"]
 NoDecay = Literal["bn", "bias"]  # batch-norm parameters, biases
 # longtail's defaults for an optimizer's options, where they differ from torch's
@@ -76,7 +76,7 @@ class ScheduleConfig:
 class TrainConfig:
     epochs: int = 200
     batch_size: int = 128  # in total, split over DDP ranks
-    precision: Precision = "bf16"
+    precision: Precision = "auto"  # bf16 where the device computes it natively, else fp32
     channels_last: bool = True
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     # DataLoader settings for file-based data (decoding + per-image augmentation in workers)

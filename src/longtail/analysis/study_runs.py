@@ -40,10 +40,14 @@ def recipe_data(recipe: DictConfig) -> tuple[str, float | None, str]:
 def train_or_reuse(config: DictConfig, run_dir: Path, log: Callable[[str], None]) -> dict:
     """The run's test report: read if it finished, else trained (resumed if interrupted)."""
     from ..engine import Trainer
+    from ..engine.distributed import setup
+    from ..engine.experiment import resolve_precision
 
     saved = run_dir / "config.yaml"
-    if saved.exists():
-        held, wanted = training_recipe(OmegaConf.load(saved)), training_recipe(config)
+    if saved.exists():  # the saved config holds the precision that train.precision=auto became
+        precision, _ = resolve_precision(config.train.precision, setup(config.train.device).device)
+        held = training_recipe(OmegaConf.load(saved))
+        wanted = training_recipe(OmegaConf.merge(config, {"train": {"precision": precision}}))
         if held != wanted:
             differ = ", ".join(sorted(key for key in held.keys() | wanted.keys() if held.get(key) != wanted.get(key)))
             raise RunExists(f"{run_dir} holds a run of another budget or recipe (its {differ} differ); "

@@ -41,7 +41,7 @@ from ..optimizers import build_optimizer
 from ..seeding import seed_global
 from .classifier_grads import GRAD_LOG, ClassifierGradLog
 from .distributed import Runtime, broadcast_from_main, processor, restart_advice, setup, torchrun_job
-from .experiment import Experiment, autocast, build_experiment, predict
+from .experiment import Experiment, autocast, build_experiment, predict, resolve_precision
 from .lock import held_by_job, run_lock
 from .metrics import classification_report, format_report
 from .records import (
@@ -89,6 +89,9 @@ class Trainer:
                  runtime: Runtime | None = None, log=print) -> None:
         self.config, self.run_dir, self.log = config, Path(run_dir), log
         self.runtime = runtime or setup(config.train.device)
+        # Resolved before config.yaml is written, so the record and --resume name the precision used.
+        config.train.precision, self.precision_note = resolve_precision(config.train.precision,
+                                                                        self.runtime.device)
         self.restarted = False  # by torchrun, continuing the run of its job
         if self.runtime.is_main:  # before the data is loaded: refusals come at once
             resume = self._resumes(resume)
@@ -215,6 +218,8 @@ class Trainer:
         train = config.train
         if runtime.is_main:
             self._prepare_run_dir()
+            if self.precision_note:
+                self._say(self.precision_note)
         streams = self.experiment.train_streams(runtime.world_size, runtime.rank,
                                                 pin_memory=runtime.device.type == "cuda")
         steps = min(len(stream) for stream in streams.values())
