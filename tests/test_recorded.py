@@ -99,6 +99,20 @@ def test_record_ships_weights_that_reproduce_the_run(case, tiny_npz, tmp_path, c
     assert calibration["overall"]["ece"] == pytest.approx(json.loads(recorded)["ece"], abs=1e-9)
 
 
+def test_eval_says_when_the_runs_bf16_is_emulated(tiny_npz, tmp_path, capsys, monkeypatch):
+    _train(tiny_npz, tmp_path, "bbn")  # trained and recorded in bf16
+    run, dest = tmp_path / "runs" / "bbn", tmp_path / "results" / "tiny_lt" / "bbn"
+    assert main(["record", str(run), str(dest)]) == 0
+    capsys.readouterr()
+    for native, target, precision, noted in [(False, dest, [], True), (False, run, [], True),
+                                             (False, dest, ["--precision", "fp32"], False),
+                                             (True, dest, [], False)]:
+        monkeypatch.setattr("longtail.engine.experiment.native_bf16", lambda device, native=native: native)
+        assert main(["eval", str(target), *precision]) == 0
+        said = capsys.readouterr().err
+        assert ("has no native bf16" in said and "--precision fp32" in said) == noted, (native, target, precision)
+
+
 def test_eval_in_another_precision_never_touches_the_record(tiny_npz, tmp_path, capsys):
     trainer = _train(tiny_npz, tmp_path, "bbn")  # trained and recorded in bf16
     run, dest = tmp_path / "runs" / "bbn", tmp_path / "results" / "tiny_lt" / "bbn"

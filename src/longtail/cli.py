@@ -91,6 +91,7 @@ def _eval(args: argparse.Namespace) -> None:
         apply_posthoc(experiment.method.model, experiment.class_counts, args.tau_norm,
                       args.logit_adjust)
     runtime = setup(config.train.device)
+    _note_emulated_bf16(args.precision or config.train.precision, runtime.device)
     method = experiment.method.to(runtime.device)
     options = {"branch": args.branch} if args.branch else {}
     other_precision = args.precision not in (None, config.train.precision)
@@ -112,6 +113,15 @@ def _eval(args: argparse.Namespace) -> None:
     print(f"written to {out}" if written else f"the same report as {out}, left as it was")
 
 
+def _note_emulated_bf16(precision: str, device) -> None:
+    """Say, before the wait, that ``device`` can only emulate the bf16 it is to compute in."""
+    from .engine.experiment import native_bf16
+
+    if precision == "bf16" and not native_bf16(device):
+        print(f"longtail: note: this {device.type} has no native bf16, so computing in the run's bf16 is "
+              "emulated, about 10 times slower than fp32 (--precision fp32 computes in fp32)", file=sys.stderr)
+
+
 def _eval_recorded(folder: Path, args: argparse.Namespace) -> None:
     """A results folder: recompute its eval.json from the shipped weights and compare."""
     from .analysis.results import processors_note, recompute_eval
@@ -121,7 +131,11 @@ def _eval_recorded(folder: Path, args: argparse.Namespace) -> None:
     if args.branch or args.tau_norm is not None or args.logit_adjust is not None:
         raise ConfigError(f"{folder} is a results folder; --branch, --tau-norm and --logit-adjust need "
                          "the run directory with its checkpoints/")
-    trained_in = load_config(folder / "config.yaml").train.precision
+    from .engine.distributed import setup
+
+    trained = load_config(folder / "config.yaml").train
+    trained_in = trained.precision
+    _note_emulated_bf16(args.precision or trained_in, setup(trained.device).device)
     if args.precision not in (None, trained_in):  # another computation: compared, never checked
         report, recorded, _ = recompute_eval(folder, args.data_root, args.precision)
         print(format_report(report, f"{folder}, from its weights in {args.precision} "
