@@ -118,8 +118,8 @@ def _note_emulated_bf16(precision: str, device) -> None:
     from .engine.experiment import native_bf16
 
     if precision == "bf16" and not native_bf16(device):
-        print(f"longtail: note: this {device.type} has no native bf16, so computing in the run's bf16 is "
-              "emulated, about 10 times slower than fp32 (--precision fp32 computes in fp32)", file=sys.stderr)
+        print(f"longtail: note: this {device.type} has no native bf16, so computing in bf16 is emulated, "
+              "about 10 times slower than fp32 (--precision fp32 computes in fp32)", file=sys.stderr)
 
 
 def _eval_recorded(folder: Path, args: argparse.Namespace) -> None:

@@ -93,8 +93,8 @@ def build_experiment(config: DictConfig) -> Experiment:
 
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes bf16 in hardware. CPUs without AVX-512 (AVX2 only) emulate it:
-    a bf16 ResNet-32 step ran about 10 times slower than fp32 on such a CPU (AMD EPYC, 2 cores:
-    19 against 220 images/s)."""
+    a bf16 ResNet-32 step ran about 10 times slower than fp32 on such a CPU (benchmarks/README.md:
+    22 against 217 images/s on 2 AMD EPYC cores)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported(including_emulation=False)
     return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
